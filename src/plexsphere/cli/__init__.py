@@ -1,0 +1,1 @@
+"""plexctl (operator CLI, main.py) and the `plexsphere` server command (server_main.py)."""

@@ -1,0 +1,1 @@
+"""ASGI app: thin routes (parse → one service call → serialise), auth, problems, SSE."""

@@ -1,0 +1,1 @@
+"""Outbox handlers and periodic sweeps (reachability, unattended key renewal)."""
