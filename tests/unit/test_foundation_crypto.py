@@ -6,6 +6,7 @@ import base64
 import uuid
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from plexsphere import crypto
 from plexsphere.crypto import Keyring, KeyringError
@@ -15,7 +16,7 @@ def test_wrapped_blob_unwraps_only_with_its_row_binding():
     keyring = Keyring.generate()
     blob = keyring.wrap(b"secret", b"nsk:node-1")
     assert keyring.unwrap(blob, b"nsk:node-1") == b"secret"
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidTag):
         keyring.unwrap(blob, b"nsk:node-2")
 
 
