@@ -244,6 +244,7 @@ class Agent:
         self.verifier = EnvelopeVerifier({kid: base64.b64decode(k) for kid, k in identity.signing_keys.items()})
         self.last_event_id: str | None = None
         self.checksum = agent_checksum()
+        self.retry_initial = 0.5  # first backoff step (seconds) of rotation retries
         # counters the tests and `plexd status` read
         self.rejected_events = 0
         self.accepted_events = 0
@@ -645,7 +646,7 @@ class Agent:
             self.store.discard_pending_private_key()
             return False
         request = KeysRotateRequest(new_public_key=key_b64(new_public))
-        backoff = Backoff(0.5, 10.0, self.rng)
+        backoff = Backoff(self.retry_initial, 10.0, self.rng)
         for _attempt in range(12):
             try:
                 receipt = await self.client.rotate_keys(request)
