@@ -54,3 +54,135 @@ CREATE TABLE nodes (
 CREATE UNIQUE INDEX nodes_resource_live ON nodes (resource_id);
 CREATE INDEX nodes_domain ON nodes (domain_id, id);
 CREATE INDEX nodes_project ON nodes (project_id, id);
+
+-- The whole registration transaction in one statement (design.md "Lock hold time is the
+-- registration limit"): the caller does the crypto first and sends this single call; run outside
+-- an explicit transaction it is its own transaction, so a failure anywhere rolls every write back.
+-- Denials are raised as P0001 with the message '<status>:<contract code>'. Lock order: token row,
+-- then (as late as possible) the Domain's address pool row.
+CREATE FUNCTION host_capacity(pool cidr) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN family(pool) = 4 AND masklen(pool) >= 31 THEN (2 ^ (32 - masklen(pool)))::bigint - 1
+        WHEN family(pool) = 4 THEN (2 ^ (32 - masklen(pool)))::bigint - 2
+        ELSE least(power(2::numeric, 128 - masklen(pool)) - 1, 9223372036854775807)::bigint
+    END
+$$;
+
+CREATE FUNCTION register_node(
+    p_token_digest   bytea,
+    p_project_id     uuid,
+    p_handle         text,
+    p_name           text,
+    p_adopt          boolean,
+    p_nonce          text,
+    p_public_key     bytea,
+    p_node_id        uuid,
+    p_nsk_wrapped    bytea,
+    p_nsk_digest     bytea,
+    p_new_resource   uuid,
+    p_outbox_channel text
+) RETURNS TABLE (node_id uuid, mesh_ip text, domain_id uuid, mesh_cidr text, env text, resource_id uuid,
+                 adopted boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    tok        bootstrap_tokens%ROWTYPE;
+    v_cidr     cidr;
+    v_resource uuid;
+    v_adopted  boolean := false;
+    v_next     bigint;
+    v_last     bigint;
+    v_offset   bigint;
+    v_ip       inet;
+BEGIN
+    SELECT * INTO tok FROM bootstrap_tokens b WHERE b.digest = p_token_digest FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '403:token_invalid';
+    END IF;
+    IF tok.consumed_at IS NOT NULL THEN
+        RAISE EXCEPTION '403:token_consumed';
+    ELSIF tok.revoked_at IS NOT NULL THEN
+        RAISE EXCEPTION '403:token_revoked';
+    ELSIF tok.expires_at <= now() THEN
+        RAISE EXCEPTION '403:token_expired';
+    ELSIF tok.kind <> 'node' THEN
+        RAISE EXCEPTION '403:kind_mismatch';
+    ELSIF tok.project_id <> p_project_id THEN
+        RAISE EXCEPTION '403:project_mismatch';
+    END IF;
+    -- The partial unique index is the guard against concurrent collisions; this only names the common case.
+    PERFORM 1 FROM bootstrap_tokens b WHERE b.project_id = tok.project_id AND b.consumed_nonce = p_nonce;
+    IF FOUND THEN
+        RAISE EXCEPTION '403:nonce_collision';
+    END IF;
+
+    SELECT d.mesh_cidr INTO v_cidr
+      FROM projects p JOIN domains d ON d.id = p.domain_id
+     WHERE p.id = tok.project_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '404:project_not_found';
+    END IF;
+
+    -- Adoption (DECISIONS 2).
+    SELECT r.id INTO v_resource FROM resources r WHERE r.project_id = tok.project_id AND r.handle = p_handle;
+    IF NOT FOUND THEN
+        IF NOT p_adopt THEN
+            RAISE EXCEPTION '404:resource_not_found';
+        END IF;
+        INSERT INTO resources AS r (id, project_id, domain_id, handle, kind, origin, external_ref, created_at, updated_at)
+        VALUES (p_new_resource, tok.project_id, tok.domain_id, p_handle, 'vm', 'adopted', p_name, now(), now())
+        ON CONFLICT (project_id, handle) DO NOTHING
+        RETURNING r.id INTO v_resource;
+        IF v_resource IS NULL THEN  -- a concurrent registration adopted the same handle first
+            SELECT r.id INTO v_resource FROM resources r WHERE r.project_id = tok.project_id AND r.handle = p_handle;
+        ELSE
+            v_adopted := true;
+        END IF;
+    END IF;
+    IF NOT v_adopted THEN
+        PERFORM 1 FROM nodes n WHERE n.resource_id = v_resource;
+        IF FOUND THEN
+            RAISE EXCEPTION '409:resource_already_bound';
+        END IF;
+    END IF;
+
+    -- Allocator (DECISIONS 9): lowest released offset, else the high-water mark. Both O(log n).
+    SELECT a.next_offset, a.last_offset INTO v_next, v_last
+      FROM address_pools a WHERE a.domain_id = tok.domain_id FOR UPDATE;
+    IF NOT FOUND THEN  -- a Domain written without its pool row: create it from the CIDR
+        INSERT INTO address_pools AS a (domain_id, next_offset, last_offset)
+        VALUES (tok.domain_id, 1, host_capacity(v_cidr)) ON CONFLICT DO NOTHING;
+        SELECT a.next_offset, a.last_offset INTO v_next, v_last
+          FROM address_pools a WHERE a.domain_id = tok.domain_id FOR UPDATE;
+    END IF;
+    DELETE FROM released_addresses ra
+     WHERE ra.domain_id = tok.domain_id
+       AND ra.host_offset = (SELECT min(x.host_offset) FROM released_addresses x WHERE x.domain_id = tok.domain_id)
+    RETURNING ra.host_offset INTO v_offset;
+    IF v_offset IS NULL THEN
+        IF v_next > v_last THEN
+            RAISE EXCEPTION '503:pool_exhausted';
+        END IF;
+        v_offset := v_next;
+        UPDATE address_pools a SET next_offset = v_next + 1 WHERE a.domain_id = tok.domain_id;
+    END IF;
+    v_ip := host(v_cidr + v_offset)::inet;
+
+    INSERT INTO nodes (id, domain_id, project_id, resource_id, kind, name, env, public_key, public_key_set_at,
+                       mesh_ip, host_offset, nsk_wrapped, nsk_digest, created_at, updated_at)
+    VALUES (p_node_id, tok.domain_id, tok.project_id, v_resource, tok.kind, p_name, tok.env_prefix, p_public_key,
+            now(), v_ip, v_offset, p_nsk_wrapped, p_nsk_digest, now(), now());
+    UPDATE bootstrap_tokens b
+       SET consumed_at = now(), consumed_nonce = p_nonce, consumed_by_node = p_node_id
+     WHERE b.id = tok.id;
+
+    INSERT INTO outbox (topic, payload) VALUES ('node.registered', jsonb_build_object(
+        'node_id', p_node_id, 'domain_id', tok.domain_id, 'project_id', tok.project_id, 'resource_id', v_resource));
+    IF v_adopted THEN
+        INSERT INTO outbox (topic, payload) VALUES ('resource.created', jsonb_build_object(
+            'resource_id', v_resource, 'project_id', tok.project_id, 'domain_id', tok.domain_id));
+    END IF;
+    PERFORM pg_notify(p_outbox_channel, 'node.registered');
+
+    RETURN QUERY SELECT p_node_id, host(v_ip), tok.domain_id, v_cidr::text, tok.env_prefix, v_resource, v_adopted;
+END
+$$;

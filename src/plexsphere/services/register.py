@@ -1,0 +1,93 @@
+"""Use case: redeem a bootstrap token for a Node identity (`POST /v1/register`).
+
+Everything that costs CPU (NSK generation, wrapping, digests) happens before the database is
+touched; the writes then go as one statement (db/register.py → `register_node` in the schema), so
+the per-Domain allocator lock is held only for the last few index updates and the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+
+from plexsphere import crypto
+from plexsphere.db import register as register_db
+from plexsphere.domain import bootstrap_tokens
+from plexsphere.domain import register as rules
+from plexsphere.domain.errors import ProblemError
+from plexsphere.ids import uuid7
+from plexsphere.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Constraint → the contract's answer when a concurrent registration won the race.
+_UNIQUE_CONFLICTS = {
+    "bootstrap_tokens_nonce": ProblemError(403, "nonce_collision", rules.DENIAL_DETAILS["nonce_collision"]),
+    "nodes_resource_live": ProblemError(409, "resource_already_bound", rules.DENIAL_DETAILS["resource_already_bound"]),
+}
+
+
+def nsk_aad(node_id: object) -> bytes:
+    """Binds a wrapped NSK to its Node row."""
+    return f"nsk:{node_id}".encode()
+
+
+async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
+    request = rules.parse_register_request(body)
+    keyring = runtime.keyring
+    node_id = uuid7()
+    nsk = crypto.random_bytes(crypto.NSK_BYTES)
+    try:
+        registered = await register_db.register_node(
+            runtime.pool,
+            token_digest=keyring.digest(bootstrap_tokens.DIGEST_PURPOSE, request.bootstrap_token),
+            project_id=request.project_id,
+            handle=request.handle,
+            name=request.resource_id,
+            adopt=request.adopt,
+            nonce=request.nonce,
+            public_key=request.public_key,
+            node_id=node_id,
+            nsk_wrapped=keyring.wrap(nsk, aad=nsk_aad(node_id)),
+            nsk_digest=keyring.digest("nsk", nsk),  # the purpose server/auth.py resolves bare NSKs by
+            new_resource_id=uuid7(),
+        )
+    except asyncpg.RaiseError as exc:
+        denial = rules.denial_from_database(str(exc))
+        if denial is None:
+            raise
+        raise denial from None
+    except asyncpg.UniqueViolationError as exc:
+        conflict = _UNIQUE_CONFLICTS.get(exc.constraint_name or "")
+        if conflict is None:
+            raise
+        raise ProblemError(conflict.status, conflict.code, conflict.detail) from None
+    except asyncpg.ForeignKeyViolationError:  # the Project went away under us
+        raise ProblemError(404, "project_not_found", rules.DENIAL_DETAILS["project_not_found"]) from None
+
+    try:
+        key = await runtime.signing.active(runtime.pool, registered.domain_id)
+    except LookupError:
+        # Committed already; the Node can still use its NSK. Say what is missing rather than 500.
+        log.error("domain %s has no active signing key; node %s registered without it",
+                  registered.domain_id, registered.node_id)
+        raise ProblemError(503, "signing_unavailable", "the Domain has no active signing key") from None
+    peers = await register_db.peer_snapshot(runtime.pool, registered.domain_id, registered.node_id)
+    return {
+        "node_id": str(registered.node_id),
+        "mesh_ip": registered.mesh_ip,
+        "signing_public_key": key.public_key_b64,
+        "signing_key_id": key.key_id,
+        "nsk": crypto.b64(nsk),
+        "peer_snapshot": [_peer(row) for row in peers],
+        "domain_mesh_cidr": registered.mesh_cidr,
+    }
+
+
+def _peer(row: asyncpg.Record) -> dict[str, Any]:
+    peer = {"node_id": str(row["node_id"]), "mesh_ip": row["mesh_ip"], "public_key": crypto.b64(bytes(row["public_key"]))}
+    if row["endpoint"]:
+        peer["endpoint"] = row["endpoint"]
+    return peer

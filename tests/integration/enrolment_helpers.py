@@ -1,0 +1,99 @@
+"""Helpers shared by the enrolment tests: Projects made directly in SQL (until the tenancy API is
+there), token issue, keypairs and register bodies."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+
+from plexsphere import crypto
+from plexsphere.ids import uuid7
+
+
+def make_domain(stack, cidr: str) -> uuid.UUID:
+    """A Domain with its pool and signing key, written the way `plexsphere up` writes the seed."""
+    import asyncio
+
+    from plexsphere.crypto import Keyring
+    from plexsphere.db.pool import connect
+    from plexsphere.services.bootstrap import grant, insert_domain
+
+    keyring = Keyring.load_or_create(stack.data_dir / "kek.keyring", create=False)
+
+    async def create() -> uuid.UUID:
+        conn = await connect(stack.database_url)
+        try:
+            async with conn.transaction():
+                domain_id = await insert_domain(conn, keyring, slug=stack.unique("d"), name="Test", mesh_cidr=cidr)
+                await grant(conn, "domain", str(domain_id), "parent", "platform", "plexsphere")
+                await conn.execute("DELETE FROM outbox WHERE topic = 'domain.created' AND payload->>'domain_id' = $1",
+                                   str(domain_id))
+            return domain_id
+        finally:
+            await conn.close()
+
+    return asyncio.run(create())
+
+
+def make_project(stack, domain_id: uuid.UUID | None = None) -> uuid.UUID:
+    """A Project row plus its parent tuple, so the platform admin's grant reaches it at once."""
+    project_id = uuid7()
+    domain_id = domain_id or stack.domain_id
+    stack.sql(
+        """INSERT INTO plexsphere.projects (id, domain_id, slug, name, created_at, updated_at)
+           VALUES (%s, %s, %s, 'Enrolment test', now(), now())""",
+        project_id, domain_id, stack.unique("p"),
+    )
+    stack.sql(
+        """INSERT INTO plexsphere.relation_tuples (id, object_type, object_id, relation, subject_type, subject_id,
+                                                   project_id, source, created_at)
+           VALUES (%s, 'project', %s, 'parent', 'domain', %s, %s, 'mirror', now())""",
+        uuid7(), str(project_id), str(domain_id), project_id,
+    )
+    return project_id
+
+
+def issue(http, project_id, kind: str = "node", env: str = "dev", ttl: int = 3600) -> dict:
+    resp = http.post(f"/v1/projects/{project_id}/bootstrap-tokens",
+                     json={"kind": kind, "env_prefix": env, "ttl_seconds": ttl})
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def public_key() -> str:
+    return base64.b64encode(crypto.x25519_keypair()[1]).decode()
+
+
+def register_body(project_id, token: str, name: str | None = None, *, adopt: bool = True, **overrides) -> dict:
+    name = name or f"edge-{secrets.token_hex(5)}"
+    body = {
+        "project_id": str(project_id),
+        "resource_id": name,
+        "requested_resource_id": name if adopt else None,
+        "bootstrap_token": token,
+        "nonce": secrets.token_hex(16),
+        "public_key": public_key(),
+    }
+    body.update(overrides)
+    return body
+
+
+def token_row(stack, token_id) -> dict:
+    rows = stack.sql(
+        "SELECT consumed_at, revoked_at, consumed_nonce FROM plexsphere.bootstrap_tokens WHERE id = %s", token_id
+    )
+    consumed_at, revoked_at, nonce = rows[0]
+    return {"consumed_at": consumed_at, "revoked_at": revoked_at, "consumed_nonce": nonce}
+
+
+def count_nodes(stack, project_id) -> int:
+    return stack.sql_value("SELECT count(*) FROM plexsphere.nodes WHERE project_id = %s", project_id)
+
+
+def pool_state(stack, domain_id) -> tuple[int, int]:
+    """(next_offset, released count) — 'no address taken' means both unchanged."""
+    return (
+        stack.sql_value("SELECT next_offset FROM plexsphere.address_pools WHERE domain_id = %s", domain_id),
+        stack.sql_value("SELECT count(*) FROM plexsphere.released_addresses WHERE domain_id = %s", domain_id),
+    )
