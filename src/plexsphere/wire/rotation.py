@@ -47,5 +47,13 @@ class KeyRotation(WireModel):
     requested_by: str
     requested_at: datetime
     completed_at: datetime | None = None
+    # The key the Node installed (public, so safe to show) and the receipt of the re-issued PSK;
+    # set once completed.
+    new_public_key: str | None = None
     kid: str | None = None
     wrap_key_version: int | None = None
+
+
+class KeyRotationList(WireModel):
+    items: list[KeyRotation]
+    next_cursor: str | None = None
