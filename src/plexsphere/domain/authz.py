@@ -18,6 +18,9 @@ PARENT = "parent"
 
 OBJECT_TYPES = ("platform", "domain", "project", "node", "resource")
 SUBJECT_TYPES = ("user", "service-identity", "node")
+# Each object type's parent type: the hierarchy is fixed, which lets lists compile a permission into
+# a fixed SQL predicate (services/authz.visible_sql).
+PARENT_TYPE: dict[str, str] = {"domain": "platform", "project": "domain", "node": "project", "resource": "project"}
 RELATIONS: dict[str, tuple[str, ...]] = {
     "platform": ("admin", "viewer"),
     "domain": ("admin", "member", "viewer", "auditor", PARENT),
@@ -138,3 +141,21 @@ def evaluate(
         wanted = rule.parent_permission
     any_binding = any(direct.values())
     return Decision(False, (), "insufficient_relation" if any_binding else "out_of_scope")
+
+
+def granting_relations(permission: str, chain_types: list[str]) -> dict[int, frozenset[str]]:
+    """For each depth of an ancestor chain (given by its object types), the direct relations that
+    grant `permission` on the chain's first object. Pure; used by lookup-subjects."""
+    out: dict[int, frozenset[str]] = {}
+    if permission.startswith("relation:"):
+        return {0: frozenset({permission.split(":", 1)[1]})}
+    wanted: str | None = permission
+    for depth, object_type in enumerate(chain_types):
+        rule = SCHEMA.get(object_type, {}).get(wanted or "")
+        if rule is None:
+            break
+        out[depth] = rule.relations
+        wanted = rule.parent_permission
+        if wanted is None:
+            break
+    return out

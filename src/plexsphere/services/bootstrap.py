@@ -69,7 +69,8 @@ async def insert_domain(
     )
     await conn.execute(
         "INSERT INTO address_pools (domain_id, next_offset, last_offset) VALUES ($1, 1, $2)",
-        domain_id, host_capacity(mesh_cidr),
+        # bigint column: an IPv6 /64 has more host offsets than it can hold, and no allocator gets there.
+        domain_id, min(host_capacity(mesh_cidr), 2**63 - 1),
     )
     await create_signing_key(conn, keyring, domain_id, env)
     await outbox.enqueue(conn, "domain.created", {"domain_id": str(domain_id), "created_by": created_by})
