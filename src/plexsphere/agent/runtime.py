@@ -699,10 +699,12 @@ def _payload_node_id(payload: dict[str, Any]) -> uuid.UUID | None:
 
 
 async def run_agent(config: AgentConfig, backend: WireGuardBackend, stop: asyncio.Event,
-                    *, on_started: Callable[[Agent], Awaitable[None] | None] | None = None) -> Agent:
-    """Registers (or loads the identity), then runs until `stop` is set."""
+                    *, on_started: Callable[[Agent], Awaitable[None] | None] | None = None,
+                    transport: httpx.AsyncBaseTransport | None = None) -> Agent:
+    """Registers (or loads the identity), then runs until `stop` is set. `on_started` sees the
+    Agent before its loops start; `transport` replaces the HTTP transport (tests)."""
     store = IdentityStore(config.state_dir)
-    client = NodeClient(config.control_plane_url)
+    client = NodeClient(config.control_plane_url, transport=transport)
     try:
         identity = await enrol(config, store, client)
         client.set_bearer(identity.bearer)
