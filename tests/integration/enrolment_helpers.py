@@ -97,3 +97,33 @@ def pool_state(stack, domain_id) -> tuple[int, int]:
         stack.sql_value("SELECT next_offset FROM plexsphere.address_pools WHERE domain_id = %s", domain_id),
         stack.sql_value("SELECT count(*) FROM plexsphere.released_addresses WHERE domain_id = %s", domain_id),
     )
+
+
+def make_user(stack, grants: tuple[tuple[str, str, str], ...] = ()) -> str:
+    """A local user with the given (object_type, object_id, relation) grants; returns an API token."""
+    import asyncio
+
+    from plexsphere.crypto import Keyring
+    from plexsphere.db.pool import connect
+    from plexsphere.services.bootstrap import create_local_user, grant, mint_api_token
+
+    keyring = Keyring.load_or_create(stack.data_dir / "kek.keyring", create=False)
+
+    async def create() -> str:
+        conn = await connect(stack.database_url)
+        try:
+            user_id = await create_local_user(conn, stack.domain_id, stack.unique("u"), "Test User", secrets.token_hex(8))
+            for object_type, object_id, relation in grants:
+                await grant(conn, object_type, object_id, relation, "user", str(user_id), source="api")
+            _, token = await mint_api_token(conn, keyring, user_id)
+            return token
+        finally:
+            await conn.close()
+
+    return asyncio.run(create())
+
+
+def keyring(stack):
+    from plexsphere.crypto import Keyring
+
+    return Keyring.load_or_create(stack.data_dir / "kek.keyring", create=False)
