@@ -32,6 +32,7 @@ class OperatorPrincipal:
     credential: str  # access | session | api
     credential_id: uuid.UUID
     amr: tuple[str, ...] = ()
+    csrf_digest: bytes | None = None  # sessions: the digest of the CSRF token minted with them
 
     @property
     def subject(self) -> str:
@@ -99,12 +100,15 @@ async def resolve_operator_token(runtime: Runtime, token: str) -> OperatorPrinci
         row = await runtime.pool.fetchrow(_ACCESS_SQL, keyring.digest("access-token", token))
         if row is None:
             return None
+        csrf_digest = bytes(row["csrf_digest"]) if row["csrf_digest"] is not None else None
         return OperatorPrincipal(row["identity_id"], row["kind"], row["domain_id"], row["email"],
-                                 row["credential"], row["credential_id"], tuple(row["amr"] or ()))
+                                 row["credential"], row["credential_id"], tuple(row["amr"] or ()), csrf_digest)
     return None
 
 
-def _check_csrf(request: Request, runtime: Runtime) -> None:
+def check_csrf(request: Request, runtime: Runtime, principal: OperatorPrincipal | None = None) -> None:
+    """Cookie-authenticated writes: a trusted origin and the double-submit header. When the session
+    stored its CSRF token's digest, the header must also be that session's token."""
     origin = request.headers.get("origin")
     allowed = {o.strip() for o in runtime.settings.csrf_allowed_origins.split(",") if o.strip()}
     allowed.add(runtime.settings.base_url)
@@ -115,6 +119,10 @@ def _check_csrf(request: Request, runtime: Runtime) -> None:
     header = request.headers.get(CSRF_HEADER)
     if not cookie or not header or not crypto.constant_time_equal(cookie.encode(), header.encode()):
         raise ProblemError(403, "csrf-token-mismatch", "X-Plexsphere-CSRF must equal the plexsphere_csrf cookie")
+    if principal is not None and principal.csrf_digest is not None and not crypto.constant_time_equal(
+        runtime.keyring.digest("csrf", header), principal.csrf_digest
+    ):
+        raise ProblemError(403, "csrf-token-mismatch", "the CSRF token does not belong to this session")
 
 
 async def optional_operator(request: Request) -> OperatorPrincipal | None:
@@ -126,7 +134,7 @@ async def optional_operator(request: Request) -> OperatorPrincipal | None:
     if cookie:
         principal = await resolve_operator_token(runtime, cookie)
         if principal is not None and request.method in UNSAFE_METHODS:
-            _check_csrf(request, runtime)
+            check_csrf(request, runtime, principal)
         return principal
     return None
 
