@@ -11,6 +11,7 @@ parent. `evaluate` takes the object's ancestor chain and the caller's direct rel
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 PLATFORM_ID = "plexsphere"
@@ -63,6 +64,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     },
     "resource": {
         "resource-admin": _rule((), "project-admin"),
+        "resource-edit": _rule((), "project-edit"),
         "resource-view": _rule((), "project-view"),
     },
 }
@@ -79,6 +81,7 @@ ALIASES[("project", "deploy")] = "project-edit"
 ALIASES[("project", "operator")] = "project-edit"
 ALIASES[("project", "maintainer")] = "project-edit"
 ALIASES[("resource", "observe")] = "resource-view"
+ALIASES[("resource", "deploy")] = "resource-edit"
 ALIASES[("node", "read")] = "node-view"
 
 
@@ -159,3 +162,61 @@ def granting_relations(permission: str, chain_types: list[str]) -> dict[int, fro
         if wanted is None:
             break
     return out
+
+
+# -- tuple validation (relation-tuples API) ---------------------------------------------------------
+
+# Subject ids and object ids are UUIDs for every type except the platform singleton.
+API_OBJECT_TYPES = ("domain", "project", "node", "resource")
+
+
+@dataclass(frozen=True)
+class TupleSpec:
+    subject_type: str
+    subject_id: str
+    relation: str
+    object_type: str
+    object_id: str
+    caveat_context: dict | None
+
+    @property
+    def subject(self) -> str:
+        return f"{self.subject_type}:{self.subject_id}"
+
+    @property
+    def resource(self) -> str:
+        return f"{self.object_type}:{self.object_id}"
+
+
+def canonical_uuid(text: str) -> str | None:
+    try:
+        value = uuid.UUID(text)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return str(value) if value.int else None
+
+
+def parse_tuple(body: dict) -> TupleSpec | str:
+    """A validated tuple written through the API, or the reason it is refused. `parent` tuples are
+    the mirror's: the hierarchy must stay a tree the checks can walk."""
+    subject, relation, resource = body.get("subject"), body.get("relation"), body.get("resource")
+    if not all(isinstance(v, str) and v for v in (subject, relation, resource)):
+        return "subject, relation and resource are required strings"
+    subject_ref, resource_ref = parse_ref(subject), parse_ref(resource)
+    if subject_ref is None or subject_ref[0] not in SUBJECT_TYPES:
+        return f"subject must be <type>:<uuid> with type one of {', '.join(SUBJECT_TYPES)}"
+    if resource_ref is None or resource_ref[0] not in API_OBJECT_TYPES:
+        return f"resource must be <type>:<uuid> with type one of {', '.join(API_OBJECT_TYPES)}"
+    subject_id, object_id = canonical_uuid(subject_ref[1]), canonical_uuid(resource_ref[1])
+    if subject_id is None or object_id is None:
+        return "subject and resource ids must be UUIDs"
+    object_type = resource_ref[0]
+    if relation == PARENT or relation not in RELATIONS[object_type]:
+        allowed = [r for r in RELATIONS[object_type] if r != PARENT]
+        return f"relation {relation!r} is not defined on {object_type} (allowed: {', '.join(allowed) or 'none'})"
+    if body.get("caveat_name"):
+        return "caveats are not supported by this authorizer"
+    context = body.get("caveat_context")
+    if context is not None and not isinstance(context, dict):
+        return "caveat_context must be an object"
+    return TupleSpec(subject_ref[0], subject_id, relation, object_type, object_id, context)

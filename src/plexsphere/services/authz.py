@@ -10,11 +10,15 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import asyncpg
 
 from plexsphere.domain import authz
-from plexsphere.domain.errors import PermissionDeniedError
-from plexsphere.ids import uuid7
+from plexsphere.domain.errors import PermissionDeniedError, ProblemError, not_found
+from plexsphere.ids import parse_uuid, uuid7
+from plexsphere.timeutil import parse_rfc3339, rfc3339
 
 # A Domain's parent is always the platform (the root of the fixed hierarchy), so platform admins
 # reach a Domain the moment it commits; below the Domain, parents come from mirrored tuples.
@@ -217,3 +221,229 @@ def _distinct_levels(rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
     for row in rows:
         levels.setdefault(row["depth"], row)
     return [levels[d] for d in sorted(levels)]
+
+
+# -- the ReBAC API: check, lookups, project-scoped relation tuples ---------------------------------------
+
+_VIEW = {"platform": "platform-view", "domain": "domain-view", "project": "project-view", "node": "node-view",
+         "resource": "resource-view"}
+
+
+def _invalid(code: str, detail: str) -> ProblemError:
+    return ProblemError(400, code, detail)
+
+
+def _check_ref(text: Any, what: str, code: str) -> tuple[str, str]:
+    ref = authz.parse_ref(text) if isinstance(text, str) else None
+    if ref is None:
+        raise _invalid(code, f"{what} must be <type>:<id>")
+    return ref
+
+
+async def api_check(pool: asyncpg.Pool, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/authz/check: denials are answers (200), not errors. A caller asking about another
+    subject learns only what it could see itself: without view on the resource the answer is denied."""
+    for key in ("subject", "relation", "resource"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise _invalid("invalid_check_request", f"{key} is required")
+    _check_ref(body["subject"], "subject", "invalid_check_request")
+    object_type, _ = _check_ref(body["resource"], "resource", "invalid_check_request")
+    if object_type not in authz.OBJECT_TYPES:
+        raise _invalid("invalid_check_request", f"unknown object type {object_type!r}")
+    if authz.canonical_permission(object_type, body["relation"]) is None:
+        raise _invalid("invalid_check_request", f"{body['relation']!r} is neither a permission nor a relation of "
+                       f"{object_type}")
+    cid = correlation_id()
+    if body["subject"] != caller and not (await check(pool, caller, _VIEW[object_type], body["resource"])).allowed:
+        return {"decision": "denied", "reason": "out_of_scope", "correlation_id": cid}
+    decision = await check(pool, body["subject"], body["relation"], body["resource"])
+    if decision.allowed:
+        return {"decision": "allowed", "relation_path": list(decision.relation_path), "correlation_id": cid}
+    return {"decision": "denied", "reason": decision.reason, "correlation_id": cid}
+
+
+async def api_lookup_resources(pool: asyncpg.Pool, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+    code = "invalid_lookup_request"
+    for key in ("subject", "relation", "resource_type"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise _invalid(code, f"{key} is required")
+    _check_ref(body["subject"], "subject", code)
+    resource_type = body["resource_type"]
+    if resource_type not in authz.OBJECT_TYPES:
+        raise _invalid(code, f"unknown resource_type {resource_type!r}")
+    if authz.canonical_permission(resource_type, body["relation"]) is None:
+        raise _invalid(code, f"{body['relation']!r} is neither a permission nor a relation of {resource_type}")
+    items = await lookup_resources(pool, body["subject"], body["relation"], resource_type)
+    if items and body["subject"] != caller:
+        visible = set(await lookup_resources(pool, caller, _VIEW[resource_type], resource_type))
+        items = [i for i in items if i in visible]
+    return {"items": items, "correlation_id": correlation_id()}
+
+
+async def api_lookup_subjects(pool: asyncpg.Pool, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+    code = "invalid_lookup_request"
+    for key in ("subject_type", "relation", "resource"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise _invalid(code, f"{key} is required")
+    if body["subject_type"] not in authz.SUBJECT_TYPES:
+        raise _invalid(code, f"subject_type must be one of {', '.join(authz.SUBJECT_TYPES)}")
+    object_type, _ = _check_ref(body["resource"], "resource", code)
+    if object_type not in authz.OBJECT_TYPES:
+        raise _invalid(code, f"unknown object type {object_type!r}")
+    if authz.canonical_permission(object_type, body["relation"]) is None:
+        raise _invalid(code, f"{body['relation']!r} is neither a permission nor a relation of {object_type}")
+    items: list[str] = []
+    if (await check(pool, caller, _VIEW[object_type], body["resource"])).allowed:
+        items = await lookup_subjects(pool, body["subject_type"], body["relation"], body["resource"])
+    return {"items": items, "correlation_id": correlation_id()}
+
+
+_TUPLE_COLUMNS = """id, subject_type, subject_id, relation, object_type, object_id, caveat_context, project_id,
+                    source, created_at"""
+
+
+def tuple_to_wire(row: asyncpg.Record) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(row["id"]),
+        "subject": f"{row['subject_type']}:{row['subject_id']}",
+        "relation": row["relation"],
+        "resource": f"{row['object_type']}:{row['object_id']}",
+        "created_at": rfc3339(row["created_at"]),
+    }
+    if row["caveat_context"] is not None:
+        out["caveat_context"] = row["caveat_context"]
+    return out
+
+
+def parse_project_param(value: str | None) -> uuid.UUID:
+    project_id = parse_uuid(value) if value else None
+    if project_id is None:
+        raise _invalid("invalid_project_id", "project_id is required and must be a UUID")
+    return project_id
+
+
+def parse_tuple_id(text: str) -> uuid.UUID:
+    tuple_id = parse_uuid(text)
+    if tuple_id is None:
+        raise _invalid("invalid_relation_tuple_id", "relation tuple id must be a non-nil UUID")
+    return tuple_id
+
+
+async def _scoped_spec(conn: asyncpg.Connection, caller: str, project_id: uuid.UUID, domain_id: uuid.UUID,
+                       body: dict[str, Any]) -> authz.TupleSpec:
+    """Validates a tuple against the schema and the Project it is filed under: its object must be
+    the Project, one of its Nodes or Resources, or (for a domain admin) the Project's Domain."""
+    spec = authz.parse_tuple(body)
+    if isinstance(spec, str):
+        raise _invalid("invalid_relation_tuple", spec)
+    outside = _invalid("invalid_relation_tuple", f"{spec.resource} is not part of project {project_id}")
+    if spec.object_type == "project":
+        if spec.object_id != str(project_id):
+            raise outside
+    elif spec.object_type == "domain":
+        if spec.object_id != str(domain_id):
+            raise outside
+        await require(conn, caller, "domain-admin", spec.resource)
+    else:
+        table = "nodes" if spec.object_type == "node" else "resources"
+        owner = await conn.fetchval(f"SELECT project_id FROM {table} WHERE id = $1", uuid.UUID(spec.object_id))
+        if owner != project_id:
+            raise outside
+    return spec
+
+
+async def _project_domain(conn: asyncpg.Connection | asyncpg.Pool, project_id: uuid.UUID) -> uuid.UUID:
+    domain_id = await conn.fetchval("SELECT domain_id FROM projects WHERE id = $1", project_id)
+    if domain_id is None:
+        raise not_found("project_not_found", "Project")
+    return domain_id
+
+
+async def _insert_tuple(conn: asyncpg.Connection, tuple_id: uuid.UUID, spec: authz.TupleSpec,
+                        project_id: uuid.UUID) -> asyncpg.Record:
+    """Idempotent: writing a tuple that exists returns the existing row."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO relation_tuples (id, object_type, object_id, relation, subject_type, subject_id,
+                                         caveat_context, project_id, source, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, 'api', now())
+            ON CONFLICT (object_type, object_id, relation, subject_type, subject_id, subject_relation) DO NOTHING
+            RETURNING {_TUPLE_COLUMNS}""",
+        tuple_id, spec.object_type, spec.object_id, spec.relation, spec.subject_type, spec.subject_id,
+        spec.caveat_context, project_id,
+    )
+    if row is None:
+        row = await conn.fetchrow(
+            f"""SELECT {_TUPLE_COLUMNS} FROM relation_tuples
+                 WHERE object_type = $1 AND object_id = $2 AND relation = $3 AND subject_type = $4
+                   AND subject_id = $5 AND subject_relation = ''""",
+            spec.object_type, spec.object_id, spec.relation, spec.subject_type, spec.subject_id,
+        )
+    return row
+
+
+async def create_tuple(pool: asyncpg.Pool, caller: str, project_id: uuid.UUID, body: dict[str, Any]
+                       ) -> dict[str, Any]:
+    await require(pool, caller, "project-admin", f"project:{project_id}")
+    async with pool.acquire() as conn, conn.transaction():
+        domain_id = await _project_domain(conn, project_id)
+        spec = await _scoped_spec(conn, caller, project_id, domain_id, body)
+        row = await _insert_tuple(conn, uuid7(), spec, project_id)
+    return tuple_to_wire(row)
+
+
+async def list_tuples(pool: asyncpg.Pool, caller: str, project_id: uuid.UUID, after: list[Any] | None, limit: int
+                      ) -> tuple[list[dict[str, Any]], list[str] | None]:
+    await require(pool, caller, "project-view", f"project:{project_id}")
+    after_at = after_id = None
+    if after is not None:
+        after_at = parse_rfc3339(after[0]) if len(after) == 2 and isinstance(after[0], str) else None
+        after_id = parse_uuid(after[1]) if after_at and isinstance(after[1], str) else None
+        if after_id is None:
+            raise _invalid("invalid_cursor", "cursor is malformed")
+    else:
+        await _project_domain(pool, project_id)
+    rows = await pool.fetch(
+        f"""SELECT {_TUPLE_COLUMNS} FROM relation_tuples
+             WHERE project_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+             ORDER BY created_at, id LIMIT $4""",
+        project_id, after_at, after_id, limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_after = [rfc3339(rows[-1]["created_at"]), str(rows[-1]["id"])] if more else None
+    return [tuple_to_wire(r) for r in rows], next_after
+
+
+async def _load_tuple_for_write(conn: asyncpg.Connection, caller: str, tuple_id: uuid.UUID) -> asyncpg.Record:
+    """A tuple id names no parent object, so the gate runs on the tuple's Project once it is found:
+    a tuple the caller cannot even see is reported as missing (no oracle), one it sees but may not
+    manage is a 403."""
+    row = await conn.fetchrow(f"SELECT {_TUPLE_COLUMNS} FROM relation_tuples WHERE id = $1 FOR UPDATE", tuple_id)
+    missing = not_found("relation_tuple_not_found", "Relation tuple")
+    if row is None or row["project_id"] is None:
+        raise missing
+    project = f"project:{row['project_id']}"
+    if not (await check(conn, caller, "project-view", project)).allowed:
+        raise missing
+    await require(conn, caller, "project-admin", project)
+    if row["relation"] == authz.PARENT:
+        raise _invalid("invalid_relation_tuple", "parent tuples are maintained by the platform")
+    return row
+
+
+async def replace_tuple(pool: asyncpg.Pool, caller: str, tuple_id: uuid.UUID, body: dict[str, Any]
+                        ) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        current = await _load_tuple_for_write(conn, caller, tuple_id)
+        project_id = current["project_id"]
+        spec = await _scoped_spec(conn, caller, project_id, await _project_domain(conn, project_id), body)
+        # Delete-then-write in one transaction: no instant where both or neither grant holds.
+        await conn.execute("DELETE FROM relation_tuples WHERE id = $1", tuple_id)
+        row = await _insert_tuple(conn, tuple_id, spec, project_id)
+    return tuple_to_wire(row)
+
+
+async def delete_tuple(pool: asyncpg.Pool, caller: str, tuple_id: uuid.UUID) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await _load_tuple_for_write(conn, caller, tuple_id)
+        await conn.execute("DELETE FROM relation_tuples WHERE id = $1", tuple_id)

@@ -1,6 +1,9 @@
 """The authorization mirror: tuples that follow from tenancy changes, written after commit by the
 worker. This is the eventual consistency the tutorial describes ("your admin access to a new
-Project reaches the authorization mirror a moment after the Project is created")."""
+Project reaches the authorization mirror a moment after the Project is created").
+
+Every handler is idempotent (grant() ignores an existing tuple), and skips objects deleted before
+the worker got to them, so a replayed or late row never resurrects access to a removed object."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ def _creator(payload: dict[str, Any]) -> tuple[str, str] | None:
 @handler("domain.created")
 async def on_domain_created(conn: asyncpg.Connection, runtime: Runtime, payload: dict[str, Any]) -> None:
     domain_id = payload["domain_id"]
+    if not await conn.fetchval("SELECT 1 FROM domains WHERE id = $1", uuid.UUID(domain_id)):
+        return
     await grant(conn, "domain", domain_id, "parent", "platform", PLATFORM_ID)
     creator = _creator(payload)
     if creator:
@@ -35,7 +40,20 @@ async def on_domain_created(conn: asyncpg.Connection, runtime: Runtime, payload:
 @handler("project.created")
 async def on_project_created(conn: asyncpg.Connection, runtime: Runtime, payload: dict[str, Any]) -> None:
     project_id = payload["project_id"]
-    await grant(conn, "project", project_id, "parent", "domain", payload["domain_id"], project_id=uuid.UUID(project_id))
+    project_uuid = uuid.UUID(project_id)
+    if not await conn.fetchval("SELECT 1 FROM projects WHERE id = $1", project_uuid):
+        return
+    await grant(conn, "project", project_id, "parent", "domain", payload["domain_id"], project_id=project_uuid)
     creator = _creator(payload)
     if creator:
-        await grant(conn, "project", project_id, "admin", *creator, project_id=uuid.UUID(project_id))
+        await grant(conn, "project", project_id, "admin", *creator, project_id=project_uuid)
+
+
+@handler("resource.created")
+async def on_resource_created(conn: asyncpg.Connection, runtime: Runtime, payload: dict[str, Any]) -> None:
+    """Enqueued by CreateResource and by the register adoption path; either may run first."""
+    resource_id = uuid.UUID(payload["resource_id"])
+    project_id = await conn.fetchval("SELECT project_id FROM resources WHERE id = $1", resource_id)
+    if project_id is None:
+        return
+    await grant(conn, "resource", str(resource_id), "parent", "project", str(project_id), project_id=project_id)
