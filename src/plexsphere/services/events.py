@@ -39,11 +39,57 @@ async def append(
         "payload": payload,
     }
     envelope["signature"] = sign_envelope(key, envelope)
-    seq = await conn.fetchval(
-        """INSERT INTO events (domain_id, event_id, type, target_node_id, exclude_node_id, envelope)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq""",
-        domain_id, uuid.UUID(envelope["id"]), event_type, target_node_id, exclude_node_id,
-        orjson.dumps(envelope).decode(),
+    return await conn.fetchval(
+        _APPEND_SQL, domain_id, uuid.UUID(envelope["id"]), event_type, target_node_id, exclude_node_id,
+        orjson.dumps(envelope).decode(), EVENTS_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, f"{domain_id}:{seq}")
-    return seq
+
+
+# One round trip: lock, insert, notify. The per-Domain transaction lock is taken before the row
+# draws its sequence number and is held until commit, so within a Domain sequence order is commit
+# order: a reader that has seen seq S can never later find a committed event of that Domain below S,
+# which is what makes "seq > last seen" (hub fetches, Last-Event-ID replay) lossless. Appenders of
+# different Domains never wait for each other.
+_APPEND_SQL = """
+WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended('plexsphere-events:' || $1::uuid::text, 0)))
+, inserted AS (
+    INSERT INTO events (domain_id, event_id, type, target_node_id, exclude_node_id, envelope)
+    SELECT $1::uuid, $2::uuid, $3::text, $4::uuid, $5::uuid, $6::text FROM locked
+    RETURNING seq
+)
+SELECT seq FROM inserted, LATERAL (SELECT pg_notify($7::text, $1::uuid::text || ':' || seq)) AS announced
+"""
+
+
+# -- reading the log (the SSE hub and Last-Event-ID replay) ----------------------------------------
+READ_BATCH = 500
+
+
+async def latest_seq(conn: asyncpg.Connection | asyncpg.Pool, domain_id: uuid.UUID) -> int:
+    return await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events WHERE domain_id = $1", domain_id)
+
+
+async def read_after(
+    conn: asyncpg.Connection | asyncpg.Pool, domain_id: uuid.UUID, after: int, limit: int = READ_BATCH
+) -> list[asyncpg.Record]:
+    """The Domain's next events after `after`, in order (all recipients: the hub filters)."""
+    return await conn.fetch(
+        """SELECT seq, type, target_node_id, exclude_node_id, envelope FROM events
+            WHERE domain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
+        domain_id, after, limit,
+    )
+
+
+async def replay_for_node(
+    conn: asyncpg.Connection | asyncpg.Pool, domain_id: uuid.UUID, node_id: uuid.UUID, after: int, upto: int,
+    limit: int = READ_BATCH,
+) -> list[asyncpg.Record]:
+    """Events in (after, upto] that concern `node_id`, in order; page with the last seq returned."""
+    return await conn.fetch(
+        """SELECT seq, type, target_node_id, exclude_node_id, envelope FROM events
+            WHERE domain_id = $1 AND seq > $2 AND seq <= $3
+              AND (target_node_id IS NULL OR target_node_id = $4)
+              AND exclude_node_id IS DISTINCT FROM $4
+            ORDER BY seq LIMIT $5""",
+        domain_id, after, upto, node_id, limit,
+    )

@@ -10,6 +10,7 @@ CREATE TABLE peers (
     nat_type              text,
     endpoint_reported_at  timestamptz,
     endpoint_stale_after  timestamptz,
+    endpoint_stale        boolean NOT NULL DEFAULT false,   -- set by the sweeper past stale_after
     reachability          text NOT NULL DEFAULT 'healthy' CHECK (reachability IN ('healthy', 'stale', 'unreachable')),
     reachability_changed_at timestamptz NOT NULL,
     last_heartbeat_at     timestamptz,
@@ -17,6 +18,9 @@ CREATE TABLE peers (
     binary_checksum       text
 );
 CREATE INDEX peers_domain ON peers (domain_id, node_id);
+-- The endpoint sweeper's scan: only fresh reported endpoints (heartbeat columns stay unindexed so
+-- heartbeat updates remain HOT).
+CREATE INDEX peers_endpoint_fresh ON peers (endpoint_stale_after) WHERE endpoint IS NOT NULL AND NOT endpoint_stale;
 
 -- Per-node PSKs (wrapped). The edge PSK of a pair is derived from both ends' live PSKs.
 CREATE TABLE node_psks (

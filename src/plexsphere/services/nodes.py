@@ -1,0 +1,212 @@
+"""Node use cases for operators (list, get, delete) and for the Node itself (state snapshot, its
+pairwise PSKs). One transaction each."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from plexsphere import crypto
+from plexsphere.crypto import Keyring
+from plexsphere.db import peers as peers_db
+from plexsphere.domain import nodes as rules
+from plexsphere.domain.errors import ProblemError, not_found
+from plexsphere.services import events, psk
+from plexsphere.services.signing import SigningKeys
+from plexsphere.timeutil import rfc3339
+
+EMPTY_REPORTS = {"metadata": [], "data": [], "reports": []}
+
+_SUMMARY_COLUMNS = """
+n.id, n.domain_id, n.project_id, n.name, n.created_at, host(n.mesh_ip) AS mesh_ip, p.reachability,
+CASE WHEN n.kind = 'bridge' THEN 'bridge' ELSE r.kind END AS kind
+"""
+
+_LIST_SQL = f"""
+SELECT {_SUMMARY_COLUMNS}
+  FROM nodes n
+  JOIN resources r ON r.id = n.resource_id
+  LEFT JOIN peers p ON p.node_id = n.id
+ WHERE ($1::uuid IS NULL OR n.domain_id = $1)
+   AND ($2::uuid IS NULL OR n.project_id = $2)
+   AND ($3::uuid IS NULL OR n.id > $3)
+   AND ($4 OR n.domain_id = ANY($5::uuid[]) OR n.project_id = ANY($6::uuid[]) OR n.id = ANY($7::uuid[]))
+ ORDER BY n.id
+ LIMIT $8
+"""
+
+_GET_SQL = f"""
+SELECT {_SUMMARY_COLUMNS}
+  FROM nodes n JOIN resources r ON r.id = n.resource_id LEFT JOIN peers p ON p.node_id = n.id
+ WHERE n.id = $1
+"""
+
+_CALLER_TUPLES_SQL = """
+SELECT object_type, object_id, relation FROM relation_tuples
+ WHERE subject_type = $1 AND subject_id = $2 AND subject_relation = ''
+   AND object_type IN ('platform', 'domain', 'project', 'node')
+"""
+
+
+def summary(row: asyncpg.Record) -> dict[str, Any]:
+    """NodeSummary: the contract's fields plus additive project_id, mesh_ip and reachability
+    (absent until the Node is anchored)."""
+    item: dict[str, Any] = {
+        "id": str(row["id"]),
+        "domain_id": str(row["domain_id"]),
+        "created_at": rfc3339(row["created_at"]),
+        "name": row["name"],
+        "kind": row["kind"],
+        "project_id": str(row["project_id"]),
+        "mesh_ip": row["mesh_ip"],
+    }
+    if row["reachability"] is not None:
+        item["reachability"] = row["reachability"]
+    return item
+
+
+async def list_nodes(
+    pool: asyncpg.Pool, subject: str, *, domain_id: uuid.UUID | None, project_id: uuid.UUID | None,
+    after: uuid.UUID | None, limit: int,
+) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
+    """A page of the Nodes the caller may view, filtered in SQL from the caller's own tuples (one
+    query for them, one for the page: no per-row permission checks). Returns (items, last id when
+    there may be more)."""
+    subject_type, _, subject_id = subject.partition(":")
+    async with pool.acquire() as conn:
+        seen = rules.visibility(
+            (r["object_type"], r["object_id"], r["relation"])
+            for r in await conn.fetch(_CALLER_TUPLES_SQL, subject_type, subject_id)
+        )
+        rows = await conn.fetch(
+            _LIST_SQL, domain_id, project_id, after, seen.everything,
+            _uuids(seen.domain_ids), _uuids(seen.project_ids), _uuids(seen.node_ids), limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [summary(r) for r in rows], (rows[-1]["id"] if more and rows else None)
+
+
+def _uuids(values: set[str]) -> list[uuid.UUID]:
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return out
+
+
+async def get_node(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
+    row = await pool.fetchrow(_GET_SQL, node_id)
+    if row is None:
+        raise not_found("node_not_found", "node")
+    return summary(row)
+
+
+async def _release_address(conn: asyncpg.Connection, domain_id: uuid.UUID, host_offset: int) -> None:
+    try:
+        from plexsphere.services.addressing import release_address
+    except ImportError:  # enrolment's allocator not present: return the offset to the pool directly
+        await conn.execute(
+            "INSERT INTO released_addresses (domain_id, host_offset) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            domain_id, host_offset,
+        )
+        return
+    await release_address(conn, domain_id, host_offset)
+
+
+async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UUID) -> None:
+    """One transaction: the Node row goes (its Peer, PSKs and rotations cascade, so its NSK stops
+    working at once), its address returns to the pool, its tuples go, and the Domain hears
+    `peer_removed`."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("DELETE FROM nodes WHERE id = $1 RETURNING domain_id, host_offset", node_id)
+        if row is None:
+            raise not_found("node_not_found", "node")
+        await _release_address(conn, row["domain_id"], row["host_offset"])
+        await conn.execute(
+            """DELETE FROM relation_tuples
+                WHERE (object_type = 'node' AND object_id = $1) OR (subject_type = 'node' AND subject_id = $1)""",
+            str(node_id),
+        )
+        # Sent even if the Node was never anchored: the anchoring may have committed concurrently,
+        # and a removal of an unknown peer is a no-op for an agent.
+        await events.append(conn, signing, row["domain_id"], "peer_removed", {"node_id": str(node_id)})
+
+
+# -- the Node's own view --------------------------------------------------------------------------
+_STATE_NODE_SQL = """
+SELECT n.domain_id, n.created_at, p.reachability, p.reachability_changed_at, p.last_heartbeat_at
+  FROM nodes n LEFT JOIN peers p ON p.node_id = n.id
+ WHERE n.id = $1
+"""
+
+
+def reachability_object(row: asyncpg.Record) -> dict[str, Any]:
+    """The Reachability of a Node. Before anchoring (a moment after register) it reads healthy since
+    creation: anchoring is about to make it so, and the agent must not treat itself as cut off."""
+    if row["reachability"] is None:
+        return {"state": "healthy", "last_heartbeat_at": None, "changed_at": rfc3339(row["created_at"])}
+    return {
+        "state": row["reachability"],
+        "last_heartbeat_at": rfc3339(row["last_heartbeat_at"]),
+        "changed_at": rfc3339(row["reachability_changed_at"]),
+    }
+
+
+async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
+    """NodeStateSnapshot. Deterministic: the same ledger gives a byte-identical body."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        node = await conn.fetchrow(_STATE_NODE_SQL, node_id)
+        if node is None:
+            raise not_found("node_not_found", "node")
+        rows = await peers_db.other_peers(conn, node["domain_id"], node_id)
+        relay_endpoint = None
+        if any(r["nat_type"] == "symmetric" for r in rows):
+            relay_endpoint = await peers_db.bridge_endpoint(conn, node["domain_id"])
+    peers = []
+    for row in rows:
+        peer = psk.peer_object(row)
+        if relay_endpoint and row["nat_type"] == "symmetric" and row["endpoint"] != relay_endpoint:
+            peer["fallback_endpoint"] = relay_endpoint
+        peers.append(peer)
+    return {
+        "peers": peers,
+        "reachability": reachability_object(node),
+        "policy": None,
+        "bridge": None,
+        "state": EMPTY_REPORTS,
+        "reports": EMPTY_REPORTS,
+    }
+
+
+@dataclass(frozen=True)
+class SealedPsk:
+    envelope: bytes  # 12-byte nonce ‖ AES-256-GCM(edge PSK ‖ tag) under the caller's NSK
+    kid: str
+    epoch: int
+
+
+async def sealed_peer_psk(
+    pool: asyncpg.Pool, keyring: Keyring, node_id: uuid.UUID, domain_id: uuid.UUID, peer_node_id: uuid.UUID,
+    nsk: bytes,
+) -> SealedPsk:
+    """DECISIONS 6. `nsk` is the caller's own NSK, already verified by its digest."""
+    if peer_node_id == node_id:
+        raise not_found("peer_not_found", "peer")
+    async with pool.acquire() as conn:
+        anchored = await conn.fetchval(
+            "SELECT count(*) FROM peers WHERE node_id = ANY($1::uuid[]) AND domain_id = $2",
+            [node_id, peer_node_id], domain_id,
+        )
+        if anchored != 2:
+            raise not_found("peer_not_found", "peer")
+        try:
+            material = await psk.edge_psk_material(conn, keyring, node_id, peer_node_id)
+        except psk.MissingPskError:
+            raise ProblemError(404, "peer_not_found", "the edge has no pairwise key yet") from None
+    return SealedPsk(crypto.seal_for_node(nsk, material.psk), material.kid, material.epoch)
