@@ -127,3 +127,41 @@ def keyring(stack):
     from plexsphere.crypto import Keyring
 
     return Keyring.load_or_create(stack.data_dir / "kek.keyring", create=False)
+
+
+def insert_nodes_sql(database_url: str, domain_id, project_id, offsets, *, anchored: bool = False) -> list[uuid.UUID]:
+    """Nodes (with their Resources, and Peers when `anchored`) written straight into the tables,
+    bypassing registration: the fastest way to give a Domain an existing fleet. Advances the pool's
+    high-water mark past the offsets used."""
+    import psycopg
+
+    offsets = list(offsets)
+    node_ids = [uuid7() for _ in offsets]
+    with psycopg.connect(database_url) as conn:
+        cidr = conn.execute("SELECT mesh_cidr::text FROM plexsphere.domains WHERE id = %s", (domain_id,)).fetchone()[0]
+        from plexsphere.domain.addressing import address_at
+
+        with conn.cursor() as cur:
+            cur.execute("SET search_path = plexsphere")
+            resources = [(uuid7(), project_id, domain_id, f"prefill-{n}") for n in node_ids]
+            cur.executemany(
+                """INSERT INTO resources (id, project_id, domain_id, handle, kind, origin, created_at, updated_at)
+                   VALUES (%s, %s, %s, %s, 'vm', 'adopted', now(), now())""", resources)
+            cur.executemany(
+                """INSERT INTO nodes (id, domain_id, project_id, resource_id, kind, name, env, public_key,
+                                      public_key_set_at, mesh_ip, host_offset, nsk_wrapped, nsk_digest,
+                                      created_at, updated_at)
+                   VALUES (%s, %s, %s, %s, 'node', %s, 'dev', %s, now(), %s, %s, '\\x00', %s, now(), now())""",
+                [(node_id, domain_id, project_id, res[0], res[3], crypto.x25519_keypair()[1],
+                  str(address_at(cidr, off)), off, secrets.token_bytes(32))
+                 for node_id, res, off in zip(node_ids, resources, offsets, strict=True)])
+            if anchored:
+                cur.executemany(
+                    """INSERT INTO peers (id, node_id, domain_id, anchored_at, endpoint, reachability,
+                                          reachability_changed_at)
+                       VALUES (%s, %s, %s, now(), %s, 'healthy', now())""",
+                    [(uuid7(), node_id, domain_id, f"192.0.2.{i % 250 + 1}:51820")
+                     for i, node_id in enumerate(node_ids)])
+            cur.execute("UPDATE address_pools SET next_offset = greatest(next_offset, %s) WHERE domain_id = %s",
+                        (max(offsets) + 1, domain_id))
+    return node_ids

@@ -13,8 +13,8 @@ async def release(conn: asyncpg.Connection, domain_id: uuid.UUID, host_offset: i
     takes the lowest committed released offset."""
     status = await conn.execute(
         """INSERT INTO released_addresses (domain_id, host_offset)
-           SELECT $1, $2 FROM address_pools WHERE domain_id = $1 AND $2 BETWEEN 1 AND next_offset - 1
-              AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.domain_id = $1 AND n.host_offset = $2)
+           SELECT $1, $2::bigint FROM address_pools WHERE domain_id = $1 AND $2::bigint BETWEEN 1 AND next_offset - 1
+              AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.domain_id = $1 AND n.host_offset = $2::bigint)
            ON CONFLICT DO NOTHING""",
         domain_id, host_offset,
     )
