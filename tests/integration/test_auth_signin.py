@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from tests.integration.auth_helpers import PASSWORD, browser, csrf_headers, make_user, sign_in
 
 
