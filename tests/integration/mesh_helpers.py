@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+from tests.conftest import wait_until
+from tests.integration.enrolment_helpers import issue, make_domain, make_project, register_body
 
 from plexsphere import crypto
 from plexsphere.timeutil import rfc3339, utcnow
-from tests.conftest import wait_until
-from tests.integration.enrolment_helpers import issue, make_domain, make_project, register_body
 
 __all__ = ["Enrolled", "enrol", "make_domain", "make_project", "wait_anchored", "heartbeat_body", "endpoint_body",
            "SseReader", "node_http"]

@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from plexsphere import crypto
+from plexsphere.domain.authz import PLATFORM_ID
 from plexsphere.domain.errors import PermissionDeniedError, ProblemError
-from plexsphere.ids import parse_uuid
+from plexsphere.ids import parse_uuid, uuid7
 from plexsphere.server.auth import (
     NodePrincipal,
     OperatorPrincipal,
@@ -60,6 +61,23 @@ def own_node(principal: NodePrincipal, text: str) -> uuid.UUID:
     return principal.node_id
 
 
+# What a permission on a Node means at the platform root. A Node reaches the platform only through
+# its mirrored parent tuple, which does not exist yet right after register nor any more after a
+# delete; platform-wide callers are not cut off in those windows (others still get 403 first).
+_PLATFORM_EQUIVALENT = {"node-view": "platform-view", "node-operate": "platform-admin", "node-agent": "platform-admin"}
+
+
+async def require_on_node(request: Request, subject: str, permission: str, node_id: uuid.UUID,
+                          denied_code: str = "permission_denied") -> None:
+    pool = runtime_of(request).pool
+    decision = await authz.check(pool, subject, permission, f"node:{node_id}")
+    if decision.allowed:
+        return
+    platform = await authz.check(pool, subject, _PLATFORM_EQUIVALENT[permission], f"platform:{PLATFORM_ID}")
+    if not platform.allowed:
+        raise PermissionDeniedError(reason=decision.reason, code=denied_code, correlation_id=f"rebac-{uuid7()}")
+
+
 async def agent_access(request: Request, principal: OperatorPrincipal | NodePrincipal, text: str,
                        denied_code: str = "permission_denied") -> uuid.UUID:
     """`node-agent` gate, before existence: the Node itself by its NSK, or an operator holding the
@@ -67,9 +85,7 @@ async def agent_access(request: Request, principal: OperatorPrincipal | NodePrin
     if isinstance(principal, NodePrincipal):
         return own_node(principal, text)
     node_id = parse_node_id(text)
-    decision = await authz.check(runtime_of(request).pool, principal.subject, "node-agent", f"node:{node_id}")
-    if not decision.allowed:
-        raise PermissionDeniedError(reason=decision.reason, code=denied_code, title="Forbidden")
+    await require_on_node(request, principal.subject, "node-agent", node_id, denied_code)
     return node_id
 
 
@@ -111,7 +127,7 @@ def _filter(value: str | None, code: str, name: str) -> uuid.UUID | None:
 async def get_node(id: str, request: Request, principal: OperatorPrincipal = Depends(require_operator)) -> Response:
     runtime = runtime_of(request)
     node_id = parse_node_id(id)
-    await authz.require(runtime.pool, principal.subject, "node-view", f"node:{node_id}")
+    await require_on_node(request, principal.subject, "node-view", node_id)
     return json_response(await nodes.get_node(runtime.pool, node_id))
 
 
@@ -119,7 +135,7 @@ async def get_node(id: str, request: Request, principal: OperatorPrincipal = Dep
 async def delete_node(id: str, request: Request, principal: OperatorPrincipal = Depends(require_operator)) -> Response:
     runtime = runtime_of(request)
     node_id = parse_node_id(id)
-    await authz.require(runtime.pool, principal.subject, "node-operate", f"node:{node_id}")
+    await require_on_node(request, principal.subject, "node-operate", node_id)
     await nodes.delete_node(runtime.pool, runtime.signing, node_id)
     return Response(status_code=204)
 
