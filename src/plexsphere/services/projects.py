@@ -44,8 +44,17 @@ def _identity_uuid(subject: str) -> uuid.UUID | None:
 async def create(pool: asyncpg.Pool, subject: str, body: dict[str, Any]) -> dict[str, Any]:
     spec = rules.parse_create(body)
     await authz.require(pool, subject, "domain-admin", f"domain:{spec.domain_id}")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await insert_project(conn, subject, spec)
+    return to_wire(row)
+
+
+async def insert_project(conn: asyncpg.Connection, subject: str, spec: rules.ProjectCreate) -> asyncpg.Record:
+    """The write half of CreateProject, inside the caller's transaction: the Project row and the
+    project.created outbox row commit together, so the mirror can never grant access to a Project
+    that was rolled back, nor before it is visible."""
     try:
-        async with pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():  # a savepoint: a conflict leaves the caller's transaction usable
             domain = await db.lock_domain(conn, spec.domain_id)
             if domain is None:
                 raise ProblemError(409, "parent_domain_missing", f"Domain {spec.domain_id} does not exist")
@@ -63,7 +72,7 @@ async def create(pool: asyncpg.Pool, subject: str, body: dict[str, Any]) -> dict
                            f"the Domain already has a Project with slug {spec.slug!r}") from None
     except asyncpg.ForeignKeyViolationError:
         raise ProblemError(409, "parent_domain_missing", f"Domain {spec.domain_id} does not exist") from None
-    return to_wire(row)
+    return row
 
 
 async def get(pool: asyncpg.Pool, subject: str, project_id: uuid.UUID) -> dict[str, Any]:
