@@ -63,6 +63,9 @@ def up(
         raise _fail(str(exc)) from None
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request drowns plexd's own messages; transport failures surface through plexd.
+    for noisy in ("httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         wg = make_backend(config.backend, config.interface, run_dir=config.state_dir,
                           wireguard_go=config.wireguard_go)

@@ -262,6 +262,9 @@ class Agent:
         self._rotation_idle.set()
         self._psk_retry: dict[uuid.UUID, tuple[float, float]] = {}  # node -> (not before, last delay)
         self._psk_in_flight: set[uuid.UUID] = set()
+        # Orders events against state pulls that were in flight when the events arrived.
+        self._event_clock = 0
+        self._touched_at: dict[uuid.UUID, int] = {}
         self._psk_limit = asyncio.Semaphore(8)
         self._tasks: list[asyncio.Task] = []
         self._apply_lock = asyncio.Lock()  # one read-reconcile-apply pass at a time
@@ -405,7 +408,19 @@ class Agent:
         self.psks.pop(node_id, None)
         self._psk_retry.pop(node_id, None)
 
-    def apply_snapshot(self, snapshot: NodeStateSnapshot) -> None:
+    def _touch(self, node_id: uuid.UUID) -> None:
+        self._event_clock += 1
+        self._touched_at[node_id] = self._event_clock
+
+    def apply_snapshot(self, snapshot: NodeStateSnapshot, pulled_at_clock: int | None = None) -> None:
+        """Replaces the peer table with the snapshot, except for peers an event changed after the
+        pull was sent (`pulled_at_clock`): such an event is at least as new as the snapshot, because
+        events arrive in commit order and every change the snapshot shows is also sent as an event."""
+        if pulled_at_clock is not None:
+            newer = {n for n, clock in self._touched_at.items() if clock > pulled_at_clock}
+            self._touched_at = {n: c for n, c in self._touched_at.items() if n in newer}
+        else:
+            newer = set()
         fresh: dict[uuid.UUID, Peer] = {}
         for wire_peer in snapshot.peers:
             peer = Peer.from_wire(wire_peer.model_dump(mode="json"))
@@ -413,10 +428,11 @@ class Agent:
                 log.warning("state snapshot carries an unusable peer entry; skipped")
             elif peer.node_id != self.node_id:
                 fresh[peer.node_id] = peer
-        for gone in self.peers.keys() - fresh.keys():
+        for gone in self.peers.keys() - fresh.keys() - newer:
             self._remove_peer(gone)
         for peer in fresh.values():
-            self._upsert_peer(peer)
+            if peer.node_id not in newer:
+                self._upsert_peer(peer)
 
     async def _pull_loop(self) -> None:
         backoff = Backoff(1.0, 30.0, self.rng)
@@ -426,6 +442,7 @@ class Agent:
             except TimeoutError:
                 pass
             self._pull_requested.clear()
+            clock = self._event_clock
             try:
                 snapshot = await self.client.get_state(self.node_id)
             except (ApiError, httpx.TransportError) as exc:
@@ -435,7 +452,7 @@ class Agent:
                 self._pull_requested.set()
                 continue
             backoff.reset()
-            self.apply_snapshot(snapshot)
+            self.apply_snapshot(snapshot, pulled_at_clock=clock)
             self._dirty.set()  # also repairs drift made behind the agent's back
 
     # -- events ---------------------------------------------------------------------------------
@@ -482,11 +499,13 @@ class Agent:
         if event_type in ("peer_added", "peer_key_rotated", "peer_endpoint_changed"):
             peer = Peer.from_wire(payload)
             if peer is not None:
+                self._touch(peer.node_id)
                 self._upsert_peer(peer)
                 return
             node_id = _payload_node_id(payload)
             known = self.peers.get(node_id) if node_id else None
             if event_type == "peer_endpoint_changed" and known is not None and "endpoint" in payload:
+                self._touch(known.node_id)
                 self._upsert_peer(replace(known, endpoint=payload.get("endpoint") or None))
                 return
         elif event_type == "peer_removed":
@@ -498,6 +517,7 @@ class Agent:
                     self._remove_peer(other)
                 return
             if node_id is not None:
+                self._touch(node_id)
                 self._remove_peer(node_id)
                 return
         elif event_type == "rotate_keys":
@@ -607,7 +627,8 @@ class Agent:
             asyncio.get_running_loop().call_later(wait, self._psk_wanted.set)
             return
         self._psk_retry.pop(peer.node_id, None)
-        if self.peers.get(peer.node_id) == peer and own == self.public_key:
+        current = self.peers.get(peer.node_id)
+        if current is not None and current.public_key == peer.public_key and own == self.public_key:
             self.psks[peer.node_id] = entry
             self._dirty.set()
         self._psk_wanted.set()  # the peer may have changed meanwhile: look again

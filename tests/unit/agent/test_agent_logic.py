@@ -234,3 +234,36 @@ def _peer(data: dict):
     peer = Peer.from_wire(data)
     assert peer is not None
     return peer
+
+
+def snapshot(*peers: dict):
+    from plexsphere.wire.mesh import NodeStateSnapshot
+
+    return NodeStateSnapshot.model_validate({
+        "peers": list(peers), "policy": None, "bridge": None, "state": None, "reports": None,
+        "reachability": {"state": "healthy", "changed_at": "2026-05-27T10:00:00Z"}})
+
+
+def test_snapshot_replaces_the_peer_table(setup) -> None:
+    agent, _, _ = setup
+    stays, goes = wire_peer("10.50.0.2"), wire_peer("10.50.0.3")
+    agent.apply_snapshot(snapshot(stays, goes))
+    agent.apply_snapshot(snapshot(stays), pulled_at_clock=agent._event_clock)
+    assert [str(n) for n in agent.peers] == [stays["node_id"]]
+
+
+def test_an_event_newer_than_an_in_flight_pull_survives_the_stale_snapshot(setup, signing_key) -> None:
+    agent, _, _ = setup
+    moved = wire_peer("10.50.0.2")
+    agent.apply_snapshot(snapshot({**moved, "endpoint": None}))
+    clock = agent._event_clock  # the pull is sent now …
+    agent.on_frame(frame(signing_key[0], "peer_endpoint_changed", moved, 1))  # … an event lands …
+    added_meanwhile = wire_peer("10.50.0.3")
+    agent.on_frame(frame(signing_key[0], "peer_added", added_meanwhile, 2))
+    agent.apply_snapshot(snapshot({**moved, "endpoint": None}), pulled_at_clock=clock)  # … then the old answer
+    assert agent.peers[uuid.UUID(moved["node_id"])].endpoint == "192.0.2.9:51820"
+    assert uuid.UUID(added_meanwhile["node_id"]) in agent.peers
+    # The next pull is newer than those events and is authoritative again.
+    agent.apply_snapshot(snapshot({**moved, "endpoint": None}), pulled_at_clock=agent._event_clock)
+    assert agent.peers[uuid.UUID(moved["node_id"])].endpoint is None
+    assert uuid.UUID(added_meanwhile["node_id"]) not in agent.peers
