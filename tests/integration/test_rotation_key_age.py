@@ -3,6 +3,8 @@ Node even with two server processes sweeping, and only in Domains that turned it
 
 from __future__ import annotations
 
+import json
+
 from test_rotation_support import add_node, complete, events_of, new_mesh, wg_public_key
 from tests.conftest import wait_until
 
@@ -38,9 +40,12 @@ def test_key_age_triggers_one_rotation_per_stale_node_across_workers(stack):
     assert stack.sql_value("SELECT count(*) FROM plexsphere.key_rotations WHERE node_id = %s", a.node_id) == 2
 
 
-def test_the_renewal_interval_is_visible_on_the_domain(stack):
+def test_the_renewal_interval_is_set_and_shown_with_plexctl(stack):
     mesh = new_mesh(stack)
-    stack.sql("UPDATE plexsphere.domains SET max_key_age_s = 2592000 WHERE id = %s", mesh.domain_id)
-    with stack.http() as http:
-        domain = http.get(f"/v1/domains/{mesh.domain_id}").json()
-    assert domain["max_key_age"] == "720h0m0s"
+    stack.plexctl("domain", "update", str(mesh.domain_id), "--max-key-age", "720h")
+    assert stack.sql_value("SELECT max_key_age_s FROM plexsphere.domains WHERE id = %s", mesh.domain_id) == 2592000
+    shown = json.loads(stack.plexctl("domain", "get", str(mesh.domain_id), "-o", "json").stdout)
+    assert shown["max_key_age"] == "720h0m0s"
+    stack.plexctl("domain", "update", str(mesh.domain_id), "--max-key-age", "0s")
+    assert stack.sql_value("SELECT max_key_age_s FROM plexsphere.domains WHERE id = %s", mesh.domain_id) is None
+    assert "max_key_age" not in json.loads(stack.plexctl("domain", "get", str(mesh.domain_id), "-o", "json").stdout)
