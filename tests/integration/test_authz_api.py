@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tests.integration.tenancy_support import make_operator
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tests.conftest import wait_until
 from tests.integration.tenancy_support import make_operator, new_domain
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tests.conftest import wait_until
 from tests.integration.tenancy_support import new_domain
 
