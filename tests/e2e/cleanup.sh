@@ -38,4 +38,6 @@ if [ -f "$run_dir/ip_forward.saved" ]; then
   cat "$run_dir/ip_forward.saved" > /proc/sys/net/ipv4/ip_forward 2>/dev/null || true
   rm -f "$run_dir/ip_forward.saved"
 fi
+# Agent state dirs hold test NSKs and keys; nothing in them is needed after the run.
+rm -rf "$run_dir"/mesh-* "$run_dir"/smoke
 exit 0

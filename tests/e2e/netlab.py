@@ -1,11 +1,17 @@
 """Network namespaces for the end-to-end tests, in the routed layout that works on these machines
 (design.md, "End-to-end harness facts"): one veth pair per namespace to the host, a /30 from
 192.0.2.0/24 each, the namespace's default route via the host end, IPv4 forwarding on the host while
-the lab exists. Everything is named with the `pxe2e` prefix and every process started is recorded
+the lab exists.
+
+The host itself may live in 192.0.2.0/24 (this machine's eth0 is 192.0.2.2/24 with gateway
+192.0.2.1), so the /30s are chosen from the top of the range, skipping every block that holds an
+address the host has, routes through or has seen as a neighbour. Everything is named with the `pxe2e` prefix and every process started is recorded
 under RUN_DIR, so tests/e2e/cleanup.sh can remove what a crashed run left behind."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -52,10 +58,54 @@ def wait_for(predicate: Callable[[], Any], timeout: float, message: str, interva
         time.sleep(interval)
 
 
+UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
+
+
+def addresses_in_use() -> set[ipaddress.IPv4Address]:
+    """Every IPv4 address the host owns, routes via, routes to as a host, or has as a neighbour."""
+    found: set[ipaddress.IPv4Address] = set()
+
+    def collect(text: str) -> None:
+        try:
+            found.add(ipaddress.IPv4Address(text.split("/")[0]))
+        except ValueError:
+            pass
+
+    for link in json.loads(run("ip", "-4", "-j", "addr", "show").stdout or "[]"):
+        if link.get("ifname", "").startswith(PREFIX):
+            continue  # a leftover of ours is removed before its block is reused
+        for info in link.get("addr_info", []):
+            collect(info.get("local", ""))
+    for route in json.loads(run("ip", "-4", "-j", "route", "show", "table", "all").stdout or "[]"):
+        if str(route.get("dev", "")).startswith(PREFIX):
+            continue
+        collect(route.get("gateway", ""))
+        collect(route.get("prefsrc", ""))
+        if "/" not in route.get("dst", "/"):
+            collect(route["dst"])
+    for neigh in json.loads(run("ip", "-4", "-j", "neigh", "show").stdout or "[]"):
+        if not str(neigh.get("dev", "")).startswith(PREFIX):
+            collect(neigh.get("dst", ""))
+    return found
+
+
+def free_blocks(count: int) -> list[int]:
+    """Offsets of `count` /30 blocks of 192.0.2.0/24 holding no address in use, highest first."""
+    used = addresses_in_use()
+    blocks = []
+    for offset in range(252, 0, -4):
+        block = ipaddress.ip_network(f"192.0.2.{offset}/30")
+        if not any(address in block for address in used):
+            blocks.append(offset)
+        if len(blocks) == count:
+            return blocks
+    raise RuntimeError("no free /30 blocks left in 192.0.2.0/24 for the end-to-end lab")
+
+
 @dataclass(frozen=True)
 class Namespace:
     name: str  # short label, e.g. "a"
-    index: int  # selects the /30: 192.0.2.(4*index) – 192.0.2.(4*index+3)
+    block: int  # offset of its /30 in 192.0.2.0/24: host end = block+1, namespace end = block+2
 
     @property
     def netns(self) -> str:
@@ -71,11 +121,11 @@ class Namespace:
 
     @property
     def host_address(self) -> str:
-        return f"192.0.2.{4 * self.index + 1}"
+        return f"192.0.2.{self.block + 1}"
 
     @property
     def address(self) -> str:
-        return f"192.0.2.{4 * self.index + 2}"
+        return f"192.0.2.{self.block + 2}"
 
     def exec(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return run("ip", "netns", "exec", self.netns, *args, check=check, timeout=timeout)
@@ -113,8 +163,9 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
 
 
 class NetLab:
-    def __init__(self, names: list[str], first_index: int = 0) -> None:
-        self.namespaces = [Namespace(n, first_index + i) for i, n in enumerate(names)]
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.namespaces: list[Namespace] = []
         self._saved_forward: str | None = None
 
     def __getitem__(self, name: str) -> Namespace:
@@ -122,12 +173,14 @@ class NetLab:
 
     def up(self) -> NetLab:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
+        for name in self.names:  # leftovers of an earlier crashed run, before picking free blocks
+            self._remove(Namespace(name, 0))
+        self.namespaces = [Namespace(n, b) for n, b in zip(self.names, free_blocks(len(self.names)), strict=True)]
         self._saved_forward = IP_FORWARD.read_text().strip()
         if not FORWARD_SAVE.exists():  # keep the value from before the first lab, for cleanup.sh
             FORWARD_SAVE.write_text(self._saved_forward)
         IP_FORWARD.write_text("1")
         for ns in self.namespaces:
-            self._remove(ns)  # leftovers of an earlier crashed run
             run("ip", "netns", "add", ns.netns)
             run("ip", "link", "add", ns.host_veth, "type", "veth", "peer", "name", ns.ns_veth)
             run("ip", "link", "set", ns.ns_veth, "netns", ns.netns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -119,6 +120,7 @@ def test_three_agents_mesh_rotate_delete_restart(host_stack, e2e_prerequisites) 
     run_root.mkdir(parents=True)
     (run_root / "empty.yaml").write_text("")
     port = stack.server.port
+    passed = False
 
     with NetLab(list(NAMES)) as lab:
         nodes = {n: Plexd(lab[n], run_root / n, run_root / f"plexd-{n}.log", f"http://{lab[n].host_address}:{port}")
@@ -146,7 +148,8 @@ def test_three_agents_mesh_rotate_delete_restart(host_stack, e2e_prerequisites) 
             wait_for(lambda: all_pairs_ping(nodes, mesh_ips, NAMES), 30, "all pairs to ping over the mesh")
 
             peer_rows = rows(stack.plexctl("peer", "list", "--domain", str(stack.domain_id), "-o", "json").stdout)
-            ours = {r["node_id"]: r for r in peer_rows if r["node_id"] in node_ids.values()}
+            # Rows are NodeSummary objects (`id`), the table's NODE_ID column.
+            ours = {r["id"]: r for r in peer_rows if r["id"] in node_ids.values()}
             assert set(ours) == set(node_ids.values())
             assert {r["reachability"] for r in ours.values()} == {"healthy"}
             assert {r["mesh_ip"] for r in ours.values()} == set(mesh_ips.values())
@@ -187,6 +190,7 @@ def test_three_agents_mesh_rotate_delete_restart(host_stack, e2e_prerequisites) 
             assert stack.sql_value("SELECT count(*) FROM plexsphere.nodes WHERE project_id = %s",
                                    project["id"]) == 2  # a and b; no re-registration on restart
             print(f"\nrotation completed and traffic resumed in {rotated_in:.1f}s")
+            passed = True
         except BaseException:
             for name, node in nodes.items():
                 print(f"\n----- plexd {name} (alive={node.alive()}) -----\n{node.log_tail()}")
@@ -195,4 +199,6 @@ def test_three_agents_mesh_rotate_delete_restart(host_stack, e2e_prerequisites) 
         finally:
             for node in nodes.values():
                 node.stop()
+    if passed:  # keep state and logs of a failed run for inspection; cleanup.sh removes them later
+        shutil.rmtree(run_root, ignore_errors=True)
 

@@ -61,7 +61,7 @@ def test_two_namespaces_ping_over_wireguard_go(e2e_prerequisites, tmp_path: Path
     run_dir.mkdir(parents=True, exist_ok=True)
     psk = bytes([42]) * 32
     key0, key1 = x25519_keypair()[0], x25519_keypair()[0]
-    with NetLab(["s0", "s1"], first_index=40) as lab:
+    with NetLab(["s0", "s1"]) as lab:
         s0, s1 = lab["s0"], lab["s1"]
         assert s0.ping(s1.address), "the routed underlay must work before WireGuard is tried"
         try:
