@@ -4,11 +4,14 @@ their anchoring, build NSK bearers and heartbeat/endpoint bodies, read SSE frame
 from __future__ import annotations
 
 import base64
+import http.client
 import secrets
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from tests.conftest import wait_until
@@ -84,7 +87,9 @@ class Frame:
 
 @dataclass
 class SseReader:
-    """Reads an SSE response in a background thread; frames and comments collect as they arrive."""
+    """Reads an SSE response in a background thread; frames and comments collect as they arrive.
+    Built on http.client so that `close()` can shut the socket down under the blocked reader (the
+    server then sees the disconnect at once)."""
 
     url: str
     headers: dict
@@ -95,7 +100,9 @@ class SseReader:
     error: str | None = None
 
     def __post_init__(self) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=120.0))
+        parts = urlsplit(self.url)
+        self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -103,38 +110,48 @@ class SseReader:
 
     def _run(self) -> None:
         try:
-            with self._client.stream("GET", self.url, headers=self.headers) as resp:
-                self.status = resp.status_code
-                self.response_headers = dict(resp.headers)
-                self._opened.set()
-                if resp.status_code != 200:
-                    resp.read()
-                    self.error = resp.text
+            self._conn.request("GET", self._path, headers=self.headers)
+            resp = self._conn.getresponse()
+            self.status = resp.status
+            self.response_headers = {k.lower(): v for k, v in resp.getheaders()}
+            self._opened.set()
+            if resp.status != 200:
+                self.error = resp.read().decode(errors="replace")
+                return
+            current: dict = {}
+            data: list[str] = []
+            while True:
+                raw = resp.readline()
+                if not raw:
                     return
-                current: dict = {}
-                data: list[str] = []
-                for line in resp.iter_lines():
-                    if line == "":
-                        if data:
-                            self.frames.append(Frame(current.get("id"), current.get("event", "message"),
-                                                     "\n".join(data)))
-                        current, data = {}, []
-                    elif line.startswith(":"):
-                        self.comments.append(line[1:])
+                line = raw.decode().rstrip("\r\n")
+                if line == "":
+                    if data:
+                        self.frames.append(Frame(current.get("id"), current.get("event", "message"), "\n".join(data)))
+                    current, data = {}, []
+                elif line.startswith(":"):
+                    self.comments.append(line[1:])
+                else:
+                    name, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if name == "data":
+                        data.append(value)
                     else:
-                        name, _, value = line.partition(":")
-                        value = value[1:] if value.startswith(" ") else value
-                        if name == "data":
-                            data.append(value)
-                        else:
-                            current[name] = value
-        except (httpx.HTTPError, RuntimeError) as exc:
+                        current[name] = value
+        except Exception as exc:  # noqa: BLE001 (a torn-down socket surfaces as assorted errors)
             self.error = repr(exc)
         finally:
             self._opened.set()
 
     def close(self) -> None:
-        self._client.close()
+        sock = self._conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._conn.close()
+        self._thread.join(5)
 
     @property
     def finished(self) -> bool:

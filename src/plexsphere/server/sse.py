@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -187,6 +189,27 @@ async def start(runtime: Runtime) -> None:
     runtime.extras[HUB] = hub
     runtime.notifier.subscribe(EVENTS_CHANNEL, hub.on_notify)
     runtime.notifier.on_reconnect(hub.on_reconnect)
+    _end_streams_on_termination(hub)
+
+
+def _end_streams_on_termination(hub: Hub) -> None:
+    """Open streams never finish on their own, and the server only runs its shutdown hooks after
+    every response has finished — so without this a stop waits out the graceful-shutdown timeout.
+    Chain onto the server's SIGTERM/SIGINT handler: end every stream (clients reconnect elsewhere
+    with Last-Event-ID), then let the server stop as it would."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: object, previous=previous) -> None:
+            loop.call_soon_threadsafe(hub.close_all)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 async def stop(runtime: Runtime) -> None:
