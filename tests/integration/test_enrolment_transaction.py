@@ -152,3 +152,23 @@ def test_node_ids_are_never_reused_across_registrations(fresh_database):
 
     ids = asyncio.run(run())
     assert len(ids) == 5 and all(isinstance(i, uuid.UUID) for i in ids)
+
+
+def test_without_an_active_signing_key_nothing_registers(fresh_database):
+    """A Node that could not verify its Domain's events must not be enrolled half-way."""
+    keyring = Keyring.generate()
+
+    async def run():
+        conn, domain_id, project_id = await _setup(fresh_database, keyring)
+        try:
+            await conn.execute("UPDATE domain_signing_keys SET active = false")
+            token = await _token(conn, keyring, domain_id, project_id)
+            with pytest.raises(asyncpg.RaiseError, match="503:signing_unavailable"):
+                await _call(conn, keyring, token, project_id, "edge")
+            return await conn.fetchrow("""SELECT (SELECT count(*) FROM nodes) AS nodes,
+                                                 (SELECT count(*) FROM resources) AS resources,
+                                                 (SELECT count(*) FROM bootstrap_tokens WHERE consumed_at IS NULL) AS live""")
+        finally:
+            await conn.close()
+
+    assert dict(asyncio.run(run())) == {"nodes": 0, "resources": 0, "live": 1}

@@ -99,4 +99,5 @@ DENIAL_DETAILS = {
     "resource_not_found": "no Resource with that handle exists in the Project",
     "resource_already_bound": "the Resource is already bound to a live Node",
     "pool_exhausted": "the Domain's mesh address pool is exhausted",
+    "signing_unavailable": "the Domain has no active signing key",
 }

@@ -7,10 +7,10 @@ the per-Domain allocator lock is held only for the last few index updates and th
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import asyncpg
+import orjson
 
 from plexsphere import crypto
 from plexsphere.db import register as register_db
@@ -19,8 +19,6 @@ from plexsphere.domain import register as rules
 from plexsphere.domain.errors import ProblemError
 from plexsphere.ids import uuid7
 from plexsphere.server.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 # Constraint → the contract's answer when a concurrent registration won the race.
 _UNIQUE_CONFLICTS = {
@@ -35,6 +33,7 @@ def nsk_aad(node_id: object) -> bytes:
 
 
 async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
+    """The RegisterResponse, ready for orjson (its `peer_snapshot` is a pre-encoded fragment)."""
     request = rules.parse_register_request(body)
     keyring = runtime.keyring
     node_id = uuid7()
@@ -67,27 +66,14 @@ async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
     except asyncpg.ForeignKeyViolationError:  # the Project went away under us
         raise ProblemError(404, "project_not_found", rules.DENIAL_DETAILS["project_not_found"]) from None
 
-    try:
-        key = await runtime.signing.active(runtime.pool, registered.domain_id)
-    except LookupError:
-        # Committed already; the Node can still use its NSK. Say what is missing rather than 500.
-        log.error("domain %s has no active signing key; node %s registered without it",
-                  registered.domain_id, registered.node_id)
-        raise ProblemError(503, "signing_unavailable", "the Domain has no active signing key") from None
-    peers = await register_db.peer_snapshot(runtime.pool, registered.domain_id, registered.node_id)
+    peers = await register_db.peer_snapshot_json(runtime.pool, registered.domain_id, registered.node_id)
     return {
         "node_id": str(registered.node_id),
         "mesh_ip": registered.mesh_ip,
-        "signing_public_key": key.public_key_b64,
-        "signing_key_id": key.key_id,
+        "signing_public_key": crypto.b64(registered.signing_public_key),
+        "signing_key_id": registered.signing_key_id,
         "nsk": crypto.b64(nsk),
-        "peer_snapshot": [_peer(row) for row in peers],
+        "peer_snapshot": orjson.Fragment(peers),  # already JSON: spliced in, not re-encoded
         "domain_mesh_cidr": registered.mesh_cidr,
     }
 
-
-def _peer(row: asyncpg.Record) -> dict[str, Any]:
-    peer = {"node_id": str(row["node_id"]), "mesh_ip": row["mesh_ip"], "public_key": crypto.b64(bytes(row["public_key"]))}
-    if row["endpoint"]:
-        peer["endpoint"] = row["endpoint"]
-    return peer

@@ -82,7 +82,7 @@ CREATE FUNCTION register_node(
     p_new_resource   uuid,
     p_outbox_channel text
 ) RETURNS TABLE (node_id uuid, mesh_ip text, domain_id uuid, mesh_cidr text, env text, resource_id uuid,
-                 adopted boolean)
+                 adopted boolean, signing_key_id text, signing_public_key bytea)
 LANGUAGE plpgsql AS $$
 DECLARE
     tok        bootstrap_tokens%ROWTYPE;
@@ -93,6 +93,8 @@ DECLARE
     v_last     bigint;
     v_offset   bigint;
     v_ip       inet;
+    v_key_id   text;
+    v_key      bytea;
 BEGIN
     SELECT * INTO tok FROM bootstrap_tokens b WHERE b.digest = p_token_digest FOR UPDATE;
     IF NOT FOUND THEN
@@ -120,6 +122,12 @@ BEGIN
      WHERE p.id = tok.project_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION '404:project_not_found';
+    END IF;
+    -- The Node must leave with the key that verifies its events, or not register at all.
+    SELECT k.key_id, k.public_key INTO v_key_id, v_key
+      FROM domain_signing_keys k WHERE k.domain_id = tok.domain_id AND k.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '503:signing_unavailable';
     END IF;
 
     -- Adoption (DECISIONS 2).
@@ -183,6 +191,7 @@ BEGIN
     END IF;
     PERFORM pg_notify(p_outbox_channel, 'node.registered');
 
-    RETURN QUERY SELECT p_node_id, host(v_ip), tok.domain_id, v_cidr::text, tok.env_prefix, v_resource, v_adopted;
+    RETURN QUERY SELECT p_node_id, host(v_ip), tok.domain_id, v_cidr::text, tok.env_prefix, v_resource, v_adopted,
+                        v_key_id, v_key;
 END
 $$;
