@@ -63,6 +63,9 @@ class Stack:
 
     def stop(self) -> None:
         if self.embedded is not None:
+            # An impatient second Ctrl-C must not abandon PostgreSQL half-way through stopping.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             typer.echo("stopping embedded PostgreSQL", err=True)
             self.embedded.stop()
 
@@ -116,6 +119,7 @@ def _ensure_keyring(settings: Settings) -> None:
 @app.command()
 def up(data_dir: DataDir = None, listen: Listen = None) -> None:
     """Start the whole local stack in the foreground (Ctrl-C stops everything it started)."""
+    _exit_on_sigterm()  # from the start: a SIGTERM during migrations must still stop PostgreSQL
     settings = _settings(data_dir, listen)
     _setup_logging(settings.log_level)
     stack = Stack(settings)
@@ -172,6 +176,7 @@ def serve(
     role: Annotated[str, typer.Option(help="all | api | worker")] = "all",
 ) -> None:
     """Serve the API and run the worker (production: no seed, no login)."""
+    _exit_on_sigterm()
     settings = _settings(data_dir, listen)
     settings.role = role
     _setup_logging(settings.log_level)

@@ -12,6 +12,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -89,20 +90,52 @@ class EmbeddedPostgres:
         return self.url()
 
     def is_running(self) -> bool:
-        if not (self.pgdata / "postmaster.pid").exists():
-            return False
-        result = self._pg_ctl(["status"], check=False)
-        return result.returncode == 0
+        # Read by us rather than by `pg_ctl status`: run as the server's user, pg_ctl loses its way
+        # in when a parent folder's traverse bit is taken away after start (and reports "stopped").
+        return self._postmaster_pid() is not None
 
-    def stop(self) -> None:
-        if self.is_running():
-            self._pg_ctl(["-w", "-t", "30", "-m", "fast", "stop"], check=False)
+    def stop(self, timeout: float = 30) -> None:
+        pid = self._postmaster_pid()
+        if pid is None:
+            return
+        if self._run_as_other_user:
+            self._grant_traverse()
+        self._pg_ctl(["-w", "-t", str(int(timeout)), "-m", "fast", "stop"], check=False)
+        if _alive(pid):
+            # pg_ctl could not do it; its fast shutdown is this signal.
+            log.warning("pg_ctl stop failed; sending the postmaster SIGINT")
+            os.kill(pid, signal.SIGINT)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        if not _alive(pid):
+            return None
+        try:  # a stale pid file (after a crash or reboot) may name a reused pid
+            if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
+        except OSError:
+            pass
+        return pid
 
     # -- internals --------------------------------------------------------------------------------
     def _user_kwargs(self) -> dict:
         if not self._run_as_other_user:
             return {}
         return {"user": SYSTEM_USER, "group": pwd.getpwnam(SYSTEM_USER).pw_gid}
+
+    def _grant_traverse(self) -> None:
+        """Traverse (not read) on every parent of pgdata and of the binaries."""
+        for target in (self.pgdata, _bin_dir()):
+            for parent in list(target.parents):
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    parent.chmod(mode | stat.S_IXOTH)
 
     def _prepare_root(self) -> None:
         try:
@@ -113,12 +146,7 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
             )
-        # Traverse (not read) on every parent of pgdata and of the binaries.
-        for target in (self.pgdata, _bin_dir()):
-            for parent in list(target.parents):
-                mode = parent.stat().st_mode
-                if not mode & stat.S_IXOTH:
-                    parent.chmod(mode | stat.S_IXOTH)
+        self._grant_traverse()
         install = _bin_dir().parent
         for root, dirs, files in os.walk(install):
             for name in dirs:
@@ -221,6 +249,21 @@ class EmbeddedPostgres:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not: it has exited and only awaits reaping)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def psql_binary() -> str:
