@@ -82,8 +82,16 @@ class Fleet:
         return [n for n in self.nodes if n.agent is not None and not n.stop.is_set()]
 
     async def issue_token(self) -> str:
-        response = await self.admin.post(f"/v1/projects/{self.project_id}/bootstrap-tokens",
-                                         json={"kind": "node", "env_prefix": "dev", "ttl_seconds": 3600})
+        for attempt in range(3):
+            try:
+                response = await self.admin.post(f"/v1/projects/{self.project_id}/bootstrap-tokens",
+                                                 json={"kind": "node", "env_prefix": "dev", "ttl_seconds": 3600})
+                break
+            except httpx.TransportError:
+                # A pooled keep-alive connection the server closed just as it was reused; issuing is
+                # not idempotent in general, but a request that never reached the server is safe.
+                if attempt == 2:
+                    raise
         assert response.status_code in (200, 201), response.text
         return response.json()["token"]
 

@@ -445,7 +445,7 @@ class Agent:
             clock = self._event_clock
             try:
                 snapshot = await self.client.get_state(self.node_id)
-            except (ApiError, httpx.TransportError) as exc:
+            except (ApiError, httpx.HTTPError, ValueError) as exc:  # ValueError: an unparseable snapshot
                 delay = backoff.next()
                 log.warning("state pull failed (%s); retrying in %.1fs", describe(exc), delay)
                 await asyncio.sleep(delay)
@@ -469,15 +469,22 @@ class Agent:
                     async for line in lines:
                         frame = parser.feed(line)
                         if frame is not None:
-                            self.on_frame(frame)
+                            self._on_frame_safely(frame)
                 log.debug("event stream ended; reconnecting")
             except ApiError as exc:
                 delay = retry_after_seconds(exc) or backoff.next()
                 log.warning("event stream refused (%s); retrying in %.1fs", describe(exc), delay)
-            except (httpx.TransportError, httpx.StreamError) as exc:
+            except httpx.HTTPError as exc:
                 delay = backoff.next()
                 log.info("event stream lost (%s); reconnecting in %.1fs", describe(exc), delay)
             await asyncio.sleep(delay if delay is not None else backoff.next() * 0.1)
+
+    def _on_frame_safely(self, frame: SseFrame) -> None:
+        try:
+            self.on_frame(frame)
+        except Exception:  # one bad event must not end the stream; the next pull repairs state
+            log.exception("handling event %s (%s) failed", frame.id, frame.event)
+            self._pull_requested.set()
 
     def on_frame(self, frame: SseFrame) -> None:
         # The position advances even for a rejected frame, or a resume would replay it forever.
@@ -552,8 +559,10 @@ class Agent:
         while True:
             try:
                 await self.heartbeat_once()
-            except (ApiError, httpx.TransportError) as exc:
+            except (ApiError, httpx.HTTPError) as exc:
                 log.warning("heartbeat failed: %s", describe(exc))
+            except Exception as exc:  # e.g. an unparseable answer; the next beat tries again
+                log.error("heartbeat failed: %s", describe(exc))
             # Jitter keeps a fleet started together from heartbeating in lockstep.
             await asyncio.sleep(self.config.heartbeat_interval * self.rng.uniform(0.9, 1.1))
 
@@ -582,7 +591,7 @@ class Agent:
                         delay = 2.0  # registered but not yet anchored as a peer: soon
                     else:
                         log.warning("endpoint report refused: %s", describe(exc))
-                except httpx.TransportError as exc:
+                except (httpx.HTTPError, ValueError) as exc:
                     log.warning("endpoint report failed: %s", describe(exc))
                     delay = min(delay, 5.0)
             await asyncio.sleep(delay)
