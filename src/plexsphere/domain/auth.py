@@ -130,10 +130,11 @@ def principal_type(identity_kind: str) -> str:
 
 def api_token_ttl(ttl_seconds: int | None, default_seconds: int) -> timedelta | None:
     """The lifetime to grant, or None when the requested one is out of bounds."""
-    ttl = timedelta(seconds=default_seconds if ttl_seconds is None else ttl_seconds)
-    if not API_TOKEN_MIN_TTL <= ttl <= API_TOKEN_MAX_TTL:
+    seconds = default_seconds if ttl_seconds is None else ttl_seconds
+    # Compared as integers first: timedelta overflows on the huge values a client may send.
+    if not API_TOKEN_MIN_TTL.total_seconds() <= seconds <= API_TOKEN_MAX_TTL.total_seconds():
         return None
-    return ttl
+    return timedelta(seconds=seconds)
 
 
 def rotation_deadline(now: datetime, expires_at: datetime, grace: timedelta = ROTATION_GRACE) -> datetime:
