@@ -449,6 +449,9 @@ def test_peer_snapshot_lists_the_domains_anchored_peers_sorted(stack, fleet):
     domain_id, project_id = fleet
     anchored = insert_nodes_sql(stack.database_url, domain_id, project_id, [10, 11, 12], anchored=True)
     insert_nodes_sql(stack.database_url, domain_id, project_id, [13])  # registered, not yet anchored
+    first, second, _ = sorted(anchored)
+    stack.sql("UPDATE plexsphere.peers SET endpoint = NULL WHERE node_id = %s", first)  # never reported
+    stack.sql("UPDATE plexsphere.peers SET endpoint = %s WHERE node_id = %s", 'host"x\\:1', second)
     with stack.http() as http:
         out = http.post("/v1/register", json=register_body(project_id, issue(http, project_id)["token"])).json()
     snapshot = out["peer_snapshot"]
@@ -459,7 +462,9 @@ def test_peer_snapshot_lists_the_domains_anchored_peers_sorted(stack, fleet):
         assert base64.b64decode(peer["public_key"]) == bytes(keys[peer["node_id"]])
         assert len(peer["public_key"]) == 44
         assert ipaddress.ip_address(peer["mesh_ip"]) in cidr
-        assert peer["endpoint"].endswith(":51820")
+    assert "endpoint" not in snapshot[0]  # absent, not null, when unknown
+    assert snapshot[1]["endpoint"] == 'host"x\\:1'  # escaped, not spliced raw
+    assert snapshot[2]["endpoint"].endswith(":51820")
     assert out["node_id"] not in {p["node_id"] for p in snapshot}
 
 
