@@ -122,6 +122,9 @@ REPORT: list[Table] = []
 
 
 def emit(table: Table) -> Table:
+    one, five, _ = os.getloadavg()
+    table.notes.append(f"machine load average when printed: {one:.1f} (1 min), {five:.1f} (5 min) on "
+                       f"{os.cpu_count()} CPUs — other work on the machine shares them")
     REPORT.append(table)
     print("\n" + table.render(), flush=True)
     return table
