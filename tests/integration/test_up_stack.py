@@ -172,10 +172,11 @@ def test_up_serves_logs_plexctl_in_keeps_data_and_stops_postgres(runs, tmp_path)
     assert creds["url"] == first.url
     assert oct((tmp_path / "config" / "plexsphere" / "credentials.json").stat().st_mode & 0o777) == "0o600"
 
-    # The one-time admin password from the first start signs in.
+    # The one-time admin password from the first start signs in; that login replaces the API token.
     password = re.search(r"password '([^']+)'", log).group(1)
-    signed_in = httpx.post(first.url + "/v1/auth/local/sign-in", json={"username": "admin", "password": password})
-    assert signed_in.status_code == 200
+    first.plexctl("login", "--username", "admin", "--password-stdin", input=password + "\n")
+    creds = json.loads((tmp_path / "config" / "plexsphere" / "credentials.json").read_text())
+    assert creds["token"].startswith("pxa_")
 
     postgres = postgres_processes(first.data_dir)
     assert postgres, "the embedded PostgreSQL should run from the data dir"
@@ -188,8 +189,9 @@ def test_up_serves_logs_plexctl_in_keeps_data_and_stops_postgres(runs, tmp_path)
     assert "local admin created" not in second.log()  # no second seed
     me_again = json.loads(second.plexctl("whoami", "-o", "json").stdout)
     assert me_again["domain_id"] == domain_id
-    assert json.loads((tmp_path / "config" / "plexsphere" / "credentials.json").read_text())["token"] == creds["token"]
-    assert second.plexctl("auth", "token").stdout.strip() == creds["token"]  # the login was reused
+    # A restart keeps the operator's own login rather than minting over it.
+    assert second.plexctl("auth", "token").stdout.strip() == creds["token"]
+    assert me_again["amr"] == ["pwd"]
     rows = subprocess.run(
         [str(VENV_BIN / "plexsphere"), "db", "psql", "--data-dir", str(second.data_dir), "-tAc",
          "SELECT (SELECT count(*) FROM plexsphere.domains WHERE slug = 'acme-corp'), "

@@ -160,6 +160,14 @@ async def _seed_and_login(settings: Settings):
                 keyring.digest("api-token", existing.token),
             )
             reusable = row is not None
+        elif existing and existing.url == settings.base_url and existing.token.startswith(("pxa_", "pxs_")):
+            # Someone ran `plexctl login` against this stack: keep their login while it lasts.
+            row = await conn.fetchrow(
+                """SELECT 1 FROM access_tokens WHERE digest = $1 AND revoked_at IS NULL
+                    AND expires_at > now() + interval '1 hour'""",
+                keyring.digest("access-token", existing.token),
+            )
+            reusable = row is not None
         if not reusable:
             _, token = await bootstrap.mint_api_token(conn, keyring, result.admin_id)
             save_credentials(Credentials(url=settings.base_url, token=token, subject=f"user:{result.admin_id}"))
