@@ -173,10 +173,16 @@ async def trigger_due(runtime: Runtime, batch: int = 500) -> int:
     Several workers may run this at once: the unique index lets exactly one insert each row, and
     only the inserter emits the event. Returns the number of rotations started."""
     started = 0
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with runtime.pool.acquire() as conn:
         for row in await conn.fetch(_DUE_SQL, batch):
+            # One short transaction per Node: appending an event holds its Domain's event-log lock
+            # until commit, so a large batch in one transaction would stall that Domain's events.
             target = _Target(row["node_id"], row["domain_id"], row["peer_id"])
-            _, already = await _insert_pending(conn, runtime, target, rules.KEY_AGE_REQUESTER)
+            try:
+                async with conn.transaction():
+                    _, already = await _insert_pending(conn, runtime, target, rules.KEY_AGE_REQUESTER)
+            except asyncpg.ForeignKeyViolationError:
+                continue  # the Node was deleted since the sweep found it
             started += not already
     return started
 
