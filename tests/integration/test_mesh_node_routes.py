@@ -142,27 +142,29 @@ def test_endpoint_report_sets_stale_after_from_the_domain_ttl(stack, mesh):
         ("[2001:db8::1]:51820", "symmetric")]
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (endpoint_body("203.0.113.7"), "endpoint_unparseable"),
-    (endpoint_body("203.0.113.7:0"), "endpoint_unparseable"),
-    (endpoint_body("203.0.113.7:65536"), "endpoint_unparseable"),
-    (endpoint_body("127.0.0.1:51820"), "endpoint_unparseable"),
-    (endpoint_body("169.254.1.1:51820"), "endpoint_unparseable"),
-    (endpoint_body("0.0.0.0:51820"), "endpoint_unparseable"),
-    (endpoint_body("2001:db8::1:51820"), "endpoint_unparseable"),
-    (endpoint_body("[::1]:51820"), "endpoint_unparseable"),
-    (endpoint_body("vpn.example.com:51820"), "endpoint_unparseable"),
-    (endpoint_body(reported_at_offset_s=-3600), "endpoint_clock_skew"),
-    (endpoint_body(reported_at_offset_s=120), "endpoint_clock_skew"),
-    (endpoint_body(nat_type="none"), "malformed_endpoint_request"),
-    (endpoint_body(extra="x"), "malformed_endpoint_request"),
-    ({"endpoint": "203.0.113.7:51820", "nat_type": "unknown"}, "malformed_endpoint_request"),
-    ({"endpoint": 5, "nat_type": "unknown", "reported_at": "2026-01-01T00:00:00Z"}, "malformed_endpoint_request"),
+@pytest.mark.parametrize(("make_body", "code"), [
+    (lambda: endpoint_body("203.0.113.7"), "endpoint_unparseable"),
+    (lambda: endpoint_body("203.0.113.7:0"), "endpoint_unparseable"),
+    (lambda: endpoint_body("203.0.113.7:65536"), "endpoint_unparseable"),
+    (lambda: endpoint_body("127.0.0.1:51820"), "endpoint_unparseable"),
+    (lambda: endpoint_body("169.254.1.1:51820"), "endpoint_unparseable"),
+    (lambda: endpoint_body("0.0.0.0:51820"), "endpoint_unparseable"),
+    (lambda: endpoint_body("2001:db8::1:51820"), "endpoint_unparseable"),
+    (lambda: endpoint_body("[::1]:51820"), "endpoint_unparseable"),
+    (lambda: endpoint_body("vpn.example.com:51820"), "endpoint_unparseable"),
+    (lambda: endpoint_body(reported_at_offset_s=-3600), "endpoint_clock_skew"),
+    (lambda: endpoint_body(reported_at_offset_s=120), "endpoint_clock_skew"),
+    (lambda: endpoint_body(nat_type="none"), "malformed_endpoint_request"),
+    (lambda: endpoint_body(extra="x"), "malformed_endpoint_request"),
+    (lambda: {"endpoint": "203.0.113.7:51820", "nat_type": "unknown"}, "malformed_endpoint_request"),
+    (lambda: {"endpoint": 5, "nat_type": "unknown", "reported_at": "2026-01-01T00:00:00Z"},
+     "malformed_endpoint_request"),
 ])
-def test_endpoint_rejects_bad_reports_with_their_codes(stack, mesh, body, code):
+def test_endpoint_rejects_bad_reports_with_their_codes(stack, mesh, make_body, code):
+    # Bodies are built when the test runs: reported_at must be fresh, not from collection time.
     a = mesh["a"]
     with node_http(stack, a) as http:
-        resp = http.put(f"/v1/nodes/{a.node_id}/endpoint", json=body)
+        resp = http.put(f"/v1/nodes/{a.node_id}/endpoint", json=make_body())
     assert resp.status_code == 400 and _code(resp) == code, resp.text
 
 
