@@ -249,3 +249,29 @@ def test_list_limit_bounds_and_cursor_tampering(stack):
         assert tampered.status_code == 400 and tampered.json()["code"] == "invalid_cursor"
         garbage = http.get("/v1/domains", params={"cursor": "garbage"})
         assert garbage.status_code == 400 and garbage.json()["code"] == "invalid_cursor"
+
+
+def test_concurrent_project_create_and_domain_delete_never_both_win(stack):
+    outcomes = set()
+    for _ in range(8):
+        domain = create_domain(stack).json()
+
+        def create_project(domain_id=domain["id"]):
+            with stack.http() as http:
+                return http.post("/v1/projects", json={"domain_id": domain_id, "name": "P", "slug": "racer"})
+
+        def delete_domain(domain_id=domain["id"]):
+            with stack.http() as http:
+                return http.delete(f"/v1/domains/{domain_id}")
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            created_f, deleted_f = pool.submit(create_project), pool.submit(delete_domain)
+            created, deleted = created_f.result(), deleted_f.result()
+        pair = (created.status_code, deleted.status_code)
+        assert pair in {(201, 409), (409, 204)}, (pair, created.text, deleted.text)
+        if pair == (409, 204):
+            assert created.json()["code"] == "parent_domain_missing"
+            assert stack.sql_value("SELECT count(*) FROM plexsphere.projects WHERE domain_id = %s", domain["id"]) == 0
+        else:
+            assert deleted.json()["code"] == "domain_not_empty"
+        outcomes.add(pair)
