@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from plexsphere.agent.config import AgentConfig
+from plexsphere.agent.identity import public_key_of
 from plexsphere.agent.model import host_route, key_b64, key_from_b64
 from plexsphere.agent.runtime import Agent, run_agent
 from plexsphere.agent.wireguard.fake import FakeBackend
@@ -53,10 +55,13 @@ class SimNode:
     @property
     def interface_public_key(self) -> bytes | None:
         """The public key the node's (fake) interface really uses."""
-        from plexsphere.agent.identity import public_key_of
-
         private = self.backend.state.private_key
-        return public_key_of(private) if private else None
+        return _public_key(private) if private else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(private: bytes) -> bytes:
+    return public_key_of(private)
 
 
 def advertised_endpoint(index: int) -> str:

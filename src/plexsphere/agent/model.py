@@ -9,6 +9,7 @@ belong to the edges that need them.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Union
@@ -27,6 +28,7 @@ def key_from_b64(text: str) -> bytes:
     return raw
 
 
+@functools.lru_cache(maxsize=65536)  # called for every peer on every pass; parsing dominates
 def normalise_cidr(text: str) -> str:
     """`10.0.0.1/32` and `10.0.0.1` compare equal; IPv6 is lower-cased and compressed."""
     return str(ipaddress.ip_interface(text if "/" in text else _host_route(text)))
@@ -37,11 +39,13 @@ def _host_route(address: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
+@functools.lru_cache(maxsize=65536)
 def host_route(address: str) -> str:
     """The allowed IP for a peer: its mesh address as a host route (/32 or /128)."""
     return _host_route(address)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise_endpoint(text: str | None) -> str | None:
     """`ip:port` / `[v6]:port` in one spelling so desired and actual compare byte for byte.
     Hostnames (a relay's fallback endpoint may be one) are kept as given."""

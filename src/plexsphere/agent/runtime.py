@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 import random
@@ -74,6 +75,7 @@ def rfc3339_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@functools.cache
 def agent_checksum() -> str:
     """SHA-256 over the installed plexsphere package (what `binary_checksum` means for a Python
     agent): it changes exactly when the code that runs changes."""
@@ -267,7 +269,8 @@ class Agent:
         self._touched_at: dict[uuid.UUID, int] = {}
         self._psk_limit = asyncio.Semaphore(8)
         self._tasks: list[asyncio.Task] = []
-        self._apply_lock = asyncio.Lock()  # one read-reconcile-apply pass at a time
+        self._apply_lock = asyncio.Lock()
+        self._status_write: asyncio.TimerHandle | None = None  # one read-reconcile-apply pass at a time
 
     # -- helpers --------------------------------------------------------------------------------
     @property
@@ -275,8 +278,14 @@ class Agent:
         return self.identity.node_id
 
     @property
-    def public_key(self) -> bytes:
-        return public_key_of(self.private_key)
+    def private_key(self) -> bytes:
+        return self._private_key
+
+    @private_key.setter
+    def private_key(self, value: bytes) -> None:
+        # The public half is derived once per key: it is compared for every peer on every pass.
+        self._private_key = value
+        self.public_key = public_key_of(value)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if self.backend.blocking:
@@ -341,6 +350,7 @@ class Agent:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, stop_wait, return_exceptions=True)
+            self._write_status()
             if self.config.down_on_exit:
                 log.info("taking %s down (--down-on-exit)", self.backend.ifname)
                 await self._call(self.backend.down)
@@ -356,7 +366,7 @@ class Agent:
                 log.debug("operations: %r", ops)
                 await self._call(self.backend.apply, ops)
             self.applies += 1
-            self._write_status()
+            self._schedule_status_write()
 
     async def _apply_loop(self) -> None:
         while True:
@@ -369,7 +379,15 @@ class Agent:
                 await asyncio.sleep(1.0)
                 self._dirty.set()
 
+    def _schedule_status_write(self) -> None:
+        # status.json is for humans: at most one write a second, however busy the mesh is.
+        if self._status_write is None:
+            self._status_write = asyncio.get_running_loop().call_later(1.0, self._write_status)
+
     def _write_status(self) -> None:
+        if self._status_write is not None:
+            self._status_write.cancel()
+            self._status_write = None
         status = {
             "node_id": str(self.node_id),
             "mesh_ip": self.identity.mesh_ip,

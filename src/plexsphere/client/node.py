@@ -6,6 +6,8 @@ Errors are `ApiError` (non-2xx, with the problem+json body) or httpx's transport
 
 from __future__ import annotations
 
+import functools
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,6 +68,12 @@ def retry_after_seconds(error: ApiError) -> float | None:
         return None
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Loading the CA bundle costs ~0.1 s; a process running many clients (the simulation) shares one."""
+    return httpx.create_ssl_context()
+
+
 class NodeClient:
     def __init__(self, base_url: str, bearer: str | None = None, *, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None,
@@ -73,7 +81,7 @@ class NodeClient:
         self.base_url = base_url.rstrip("/")
         self._bearer = bearer
         self.http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, transport=transport,
+            base_url=self.base_url, timeout=timeout, transport=transport, verify=_tls_context(),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             limits=limits or httpx.Limits(max_connections=32, max_keepalive_connections=8),
         )
