@@ -4,6 +4,7 @@ objects) for scripts."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -25,6 +26,8 @@ Output = Annotated[
 
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 
 def _cell(value: Any) -> str:
     if value is None:
@@ -35,15 +38,21 @@ def _cell(value: Any) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """Plain aligned columns, three spaces apart (the tutorial's shape); no box drawing, so output
-    pipes cleanly into grep/awk."""
+    """Plain aligned columns, the tutorial's layout: two spaces between columns, and id columns
+    (every cell a UUID) one wider. No box drawing, so output pipes cleanly into grep/awk."""
     header = [name for name, _ in columns]
     body = [[_cell(get(row)) for _, get in columns] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    widths = []
+    for i, name in enumerate(header):
+        cells = [r[i] for r in body]
+        width = max([len(name), *(len(c) for c in cells)])
+        if cells and all(_UUID.fullmatch(c) for c in cells):
+            width += 1
+        widths.append(width)
     lines = []
     for cells in [header, *body]:
         parts = [cell.ljust(widths[i]) if i < len(cells) - 1 else cell for i, cell in enumerate(cells)]
-        lines.append("   ".join(parts).rstrip())
+        lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
 
