@@ -109,6 +109,22 @@ class Fleet:
             state_pull_interval=30.0, psk_retry_interval=0.5,
         )
         node = SimNode(index=index, config=config, backend=FakeBackend(config.interface))
+        self.nodes.append(node)
+        await self._run(node)
+        return node
+
+    async def restart(self, node: SimNode) -> SimNode:
+        """Runs a stopped node again on the same state dir and (fake) interface, without a token."""
+        assert node.stop.is_set(), "stop the node first"
+        node.config = node.config.model_copy(update={"bootstrap_token": None})
+        node.stop = asyncio.Event()
+        node.agent = None
+        await self._run(node)
+        return node
+
+    async def _run(self, node: SimNode) -> None:
+        config = node.config
+        index = node.index
         started = asyncio.get_running_loop().create_future()
 
         def on_started(agent: Agent) -> None:
@@ -120,9 +136,7 @@ class Fleet:
                                                   transport=transport), name=node.name)
         node.task.add_done_callback(lambda t: started.done() or started.set_exception(
             t.exception() or RuntimeError("agent ended before it started")))
-        self.nodes.append(node)
         await started
-        return node
 
     async def join(self, count: int, concurrency: int = 20) -> list[SimNode]:
         """Starts `count` agents, at most `concurrency` registering at once."""

@@ -14,8 +14,8 @@ from tests.sim.harness import Fleet
 pytestmark = [pytest.mark.slow]
 
 AGENTS = int(os.environ.get("PLEXSPHERE_SIM_AGENTS", "200"))
-# Joins cost N·(N−1) PSK fetches; measured budget on a 2-core machine with headroom.
-JOIN_TIMEOUT = max(60.0, AGENTS * 1.5)
+# Joins cost N·(N−1) PSK fetches: 200 agents converged in ~200 s on a heavily shared 2-core machine.
+JOIN_TIMEOUT = max(120.0, AGENTS * 3.0)
 
 
 async def test_fleet_converges_after_joins_deletion_and_rotation(stack, tmp_path: Path) -> None:

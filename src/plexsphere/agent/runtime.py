@@ -44,6 +44,7 @@ from plexsphere.agent.events import (
 )
 from plexsphere.agent.identity import Identity, IdentityError, IdentityStore, public_key_of
 from plexsphere.agent.model import (
+    ActualState,
     DesiredState,
     InterfaceConfig,
     PeerConfig,
@@ -270,7 +271,8 @@ class Agent:
         self._psk_limit = asyncio.Semaphore(8)
         self._tasks: list[asyncio.Task] = []
         self._apply_lock = asyncio.Lock()
-        self._status_write: asyncio.TimerHandle | None = None  # one read-reconcile-apply pass at a time
+        self._status_write: asyncio.TimerHandle | None = None
+        self._first_pull_done = False  # one read-reconcile-apply pass at a time
 
     # -- helpers --------------------------------------------------------------------------------
     @property
@@ -304,24 +306,36 @@ class Agent:
             return entry.psk
         return None
 
-    def desired_state(self) -> DesiredState:
+    def desired_state(self, actual: ActualState | None = None) -> DesiredState:
         """What the interface should hold now. A peer waits for its PSK before it is programmed:
-        half a PSK pair (one side with, one without) would only fail handshakes."""
+        half a PSK pair (one side with, one without) would only fail handshakes.
+
+        `actual`, when given, lets working tunnels survive a restart: a known peer keeps the PSK
+        already programmed for its exact public key until a fetched one replaces it, and until the
+        first state pull has landed, peers on the interface that the agent does not know yet stay."""
         interface = InterfaceConfig(self.private_key, self.config.listen_port, (self.identity.interface_address,))
         claimed: dict[str, Peer] = {}
         # The newest node (UUIDv7 sorts by time) wins a mesh IP that a deleted node held until we
         # hear of the deletion, so one address never has two owners.
         for peer in sorted(self.peers.values(), key=lambda p: p.node_id):
             claimed[host_route(peer.mesh_ip)] = peer
+        programmed = actual.peers if actual is not None else {}
         peers: dict[bytes, PeerConfig] = {}
         for route, peer in claimed.items():
+            key = key_from_b64(peer.public_key)
             psk = self._valid_psk(peer)
+            if psk is None and key in programmed and programmed[key].allowed_ips == (route,):
+                psk = programmed[key].preshared_key
             if psk is None and self.psk_supported:
                 continue
-            key = key_from_b64(peer.public_key)
             peers[key] = PeerConfig(public_key=key, allowed_ips=(route,),
                                     endpoint=peer.endpoint or peer.fallback_endpoint, preshared_key=psk,
                                     persistent_keepalive=self.config.persistent_keepalive)
+        if not self._first_pull_done:
+            routes = set(claimed)
+            for key, existing in programmed.items():
+                if key not in peers and not routes & set(existing.allowed_ips):
+                    peers[key] = existing
         return DesiredState(interface=interface, peers=peers)
 
     def peers_waiting_for_psk(self) -> list[uuid.UUID]:
@@ -359,7 +373,7 @@ class Agent:
     async def apply_now(self) -> None:
         async with self._apply_lock:
             actual = await self._call(self.backend.read)
-            ops = reconcile(self.desired_state(), actual)
+            ops = reconcile(self.desired_state(actual), actual)
             if ops:
                 log.info("applying %d change(s) to %s: %s", len(ops), self.backend.ifname,
                          ", ".join(type(op).__name__ for op in ops[:10]) + (" …" if len(ops) > 10 else ""))
@@ -471,6 +485,7 @@ class Agent:
                 continue
             backoff.reset()
             self.apply_snapshot(snapshot, pulled_at_clock=clock)
+            self._first_pull_done = True
             self._dirty.set()  # also repairs drift made behind the agent's back
 
     # -- events ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import rfc8785
 from plexsphere.agent.config import AgentConfig
 from plexsphere.agent.events import SseFrame
 from plexsphere.agent.identity import Identity, IdentityStore, public_key_of
-from plexsphere.agent.model import key_b64, key_from_b64
+from plexsphere.agent.model import PeerConfig, UpsertPeer, key_b64, key_from_b64
 from plexsphere.agent.runtime import Agent
 from plexsphere.agent.wireguard.fake import FakeBackend
 from plexsphere.client.base import ApiError
@@ -78,6 +78,7 @@ def setup(tmp_path: Path, signing_key):
     config = AgentConfig(control_plane_url="http://127.0.0.1:1", state_dir=tmp_path, backend="fake")
     agent = Agent(config, identity, store, client, FakeBackend())  # type: ignore[arg-type]
     agent.retry_initial = 0.001  # retries are exercised, their waiting is not
+    agent._first_pull_done = True  # a running agent; the restart test below clears it
     return agent, client, store
 
 
@@ -267,3 +268,31 @@ def test_an_event_newer_than_an_in_flight_pull_survives_the_stale_snapshot(setup
     agent.apply_snapshot(snapshot({**moved, "endpoint": None}), pulled_at_clock=agent._event_clock)
     assert agent.peers[uuid.UUID(moved["node_id"])].endpoint is None
     assert uuid.UUID(added_meanwhile["node_id"]) not in agent.peers
+
+
+async def test_restart_keeps_working_tunnels_until_fresh_state_and_psks_arrive(setup) -> None:
+    agent, client, _ = setup
+    known = uuid.uuid4()
+    client.psks[known] = bytes([4]) * 32
+    agent._upsert_peer(_peer(wire_peer("10.50.0.2", known)))
+    await fetch_pending_psks(agent)
+    await agent.apply_now()
+    # A peer added while this agent was down is on the interface from a previous run.
+    stranger_key = x25519_keypair()[1]
+    agent.backend.apply([UpsertPeer(PeerConfig(public_key=stranger_key, allowed_ips=("10.50.0.3/32",),
+                                               preshared_key=bytes([6]) * 32))])
+    before = agent.backend.read().peers
+
+    agent.psks.clear()  # a fresh process: no PSKs fetched yet, no state pulled yet
+    agent._first_pull_done = False
+    applied = len(agent.backend.applied)
+    await agent.apply_now()
+    assert agent.backend.applied[applied:] == []  # nothing torn down
+    assert agent.backend.read().peers == before
+
+    agent.apply_snapshot(snapshot(wire_peer("10.50.0.2", known, key_from_b64(agent.peers[known].public_key))),
+                         pulled_at_clock=agent._event_clock)
+    agent._first_pull_done = True
+    await agent.apply_now()
+    # Once the state has landed, the stranger it does not list goes; the known peer stays.
+    assert set(agent.backend.read().peers) == {key_from_b64(agent.peers[known].public_key)}
