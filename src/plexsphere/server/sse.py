@@ -40,7 +40,9 @@ class Stream:
         self.domain_id = domain_id
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._wake = asyncio.Event()
+        # A bare future per wait instead of Event + wait_for: on 3.11 wait_for wraps the wait in a
+        # Task, and with thousands of streams that Task per stream per event was the fan-out's cost.
+        self._waiter: asyncio.Future[None] | None = None
         self.ended = False  # no more frames will come (removed Node, overflow, shutdown)
 
     def push(self, frame: bytes) -> None:
@@ -51,24 +53,40 @@ class Stream:
         if self._pending_bytes > MAX_PENDING_BYTES:  # a stuck reader must not hold memory unbounded
             self._pending.clear()
             self.ended = True
-        self._wake.set()
+        self._wake()
 
     def end(self) -> None:
         self.ended = True
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def next_chunk(self, idle_s: float) -> bytes | None:
         """Everything pending as one chunk; b"" once ended and drained; None after `idle_s` of silence."""
         if not self._pending and not self.ended:
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(idle_s, _expire, waiter)
             try:
-                await asyncio.wait_for(self._wake.wait(), idle_s)
-            except TimeoutError:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if not self._pending and not self.ended:
                 return None
-        self._wake.clear()
         chunk = b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0
         return chunk
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 @dataclass

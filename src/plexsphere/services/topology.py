@@ -35,7 +35,7 @@ async def topology_stream(pool: asyncpg.Pool, domain_id: uuid.UUID, *, summary: 
 
 
 def _summary_body(domain_id: str, generated_at: str, nodes: list[rules.TopologyNode]) -> Iterator[bytes]:
-    # A generator, so the O(N²) count runs where the response body is produced (a thread), not here.
+    # A generator, so the encoding runs where the response body is produced, not here.
     yield orjson.dumps({
         "domain_id": domain_id,
         "generated_at": generated_at,
