@@ -7,6 +7,7 @@ import base64
 import secrets
 
 import pytest
+from tests.conftest import wait_until
 from tests.integration.mesh_helpers import (
     endpoint_body,
     enrol,
@@ -182,8 +183,9 @@ def test_endpoint_order_401_403_413_400(stack, mesh):
         assert _code(http.put(url, content=b"nope")) == "malformed_endpoint_request"
 
 
-def test_endpoint_of_an_unanchored_node_is_404(stack, mesh):
-    node = enrol(stack, mesh["project_id"])
+def test_endpoint_of_an_unanchored_node_is_404(stack):
+    # Its own Domain: the bare DELETE bypasses the event log the shared Domain's peer lists follow.
+    node = enrol(stack, make_project(stack, make_domain(stack, stack.unique_cidr())))
     stack.sql("DELETE FROM plexsphere.peers WHERE node_id = %s", node.node_id)
     with node_http(stack, node) as http:
         resp = http.put(f"/v1/nodes/{node.node_id}/endpoint", json=endpoint_body())
@@ -220,7 +222,11 @@ def test_state_carries_fresh_endpoints_only(stack, mesh):
     with node_http(stack, a) as http:
         peer = next(p for p in http.get(f"/v1/nodes/{a.node_id}/state").json()["peers"] if p["node_id"] == b.node_id)
         assert peer["endpoint"] == "198.51.100.77:4000"
-        stack.sql("UPDATE plexsphere.peers SET endpoint_stale = true WHERE node_id = %s", b.node_id)
+        # Through the sweeper (its tombstone event is how cached peer lists learn), not a bare UPDATE.
+        stack.sql("UPDATE plexsphere.peers SET endpoint_stale_after = now() - interval '1 second' WHERE node_id = %s",
+                  b.node_id)
+        wait_until(lambda: stack.sql_value("SELECT endpoint_stale FROM plexsphere.peers WHERE node_id = %s",
+                                           b.node_id), message="the sweeper's tombstone")
         peer = next(p for p in http.get(f"/v1/nodes/{a.node_id}/state").json()["peers"] if p["node_id"] == b.node_id)
         assert "endpoint" not in peer
 

@@ -20,6 +20,12 @@ SELECT {PEER_COLUMNS}, p.nat_type
  ORDER BY p.node_id
 """
 
+_DOMAIN_SQL = f"""
+SELECT {PEER_COLUMNS}, p.nat_type
+  FROM peers p JOIN nodes n ON n.id = p.node_id
+ WHERE p.domain_id = $1
+"""
+
 _BRIDGE_ENDPOINT_SQL = """
 SELECT p.endpoint
   FROM peers p JOIN nodes n ON n.id = p.node_id
@@ -44,6 +50,12 @@ async def other_peers(conn: asyncpg.Connection | asyncpg.Pool, domain_id: uuid.U
                       node_id: uuid.UUID) -> list[asyncpg.Record]:
     """Every anchored Peer of the Domain except `node_id`, ordered by node id."""
     return await conn.fetch(_OTHERS_SQL, domain_id, node_id)
+
+
+async def domain_peers(conn: asyncpg.Connection | asyncpg.Pool, domain_id: uuid.UUID) -> list[asyncpg.Record]:
+    """Every anchored Peer of the Domain with its NAT type, in no particular order (the peer list
+    sorts them itself)."""
+    return await conn.fetch(_DOMAIN_SQL, domain_id)
 
 
 async def bridge_endpoint(conn: asyncpg.Connection | asyncpg.Pool, domain_id: uuid.UUID) -> str | None:

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from plexsphere import crypto
 from plexsphere.crypto import Keyring
-from plexsphere.db import peers as peers_db
 from plexsphere.domain import nodes as rules
 from plexsphere.domain.errors import ProblemError, not_found
-from plexsphere.services import events, psk
+from plexsphere.services import events, peer_list, psk
 from plexsphere.services.signing import SigningKeys
 from plexsphere.timeutil import rfc3339
 
@@ -139,8 +139,10 @@ async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UU
 
 
 # -- the Node's own view --------------------------------------------------------------------------
+# The Domain's latest event seq rides along: the peer list needs nothing else when it is current.
 _STATE_NODE_SQL = """
-SELECT n.domain_id, n.created_at, p.reachability, p.reachability_changed_at, p.last_heartbeat_at
+SELECT n.domain_id, n.created_at, p.reachability, p.reachability_changed_at, p.last_heartbeat_at,
+       (SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.domain_id = n.domain_id) AS latest_seq
   FROM nodes n LEFT JOIN peers p ON p.node_id = n.id
  WHERE n.id = $1
 """
@@ -159,23 +161,15 @@ def reachability_object(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
-    """NodeStateSnapshot. Deterministic: the same ledger gives a byte-identical body."""
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        node = await conn.fetchrow(_STATE_NODE_SQL, node_id)
-        if node is None:
-            raise not_found("node_not_found", "node")
-        rows = await peers_db.other_peers(conn, node["domain_id"], node_id)
-        relay_endpoint = None
-        if any(r["nat_type"] == "symmetric" for r in rows):
-            relay_endpoint = await peers_db.bridge_endpoint(conn, node["domain_id"])
-    peers = []
-    for row in rows:
-        peer = psk.peer_object(row)
-        if relay_endpoint and row["nat_type"] == "symmetric" and row["endpoint"] != relay_endpoint:
-            peer["fallback_endpoint"] = relay_endpoint
-        peers.append(peer)
+    """NodeStateSnapshot. Deterministic: the same ledger gives a byte-identical body. The peers come
+    from the Domain's peer list (services/peer_list.py), current as of this read."""
+    node = await pool.fetchrow(_STATE_NODE_SQL, node_id)
+    if node is None:
+        raise not_found("node_not_found", "node")
+    peers = await peer_list.peers_json(pool, node["domain_id"], exclude=node_id, with_fallback=True,
+                                       latest_seq=node["latest_seq"])
     return {
-        "peers": peers,
+        "peers": orjson.Fragment(peers),  # already JSON: spliced in, not re-encoded
         "reachability": reachability_object(node),
         "policy": None,
         "bridge": None,

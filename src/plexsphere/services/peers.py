@@ -18,12 +18,12 @@ from plexsphere.services.signing import SigningKeys
 from plexsphere.timeutil import rfc3339
 
 _REPORT_SQL = """
-WITH prev AS (SELECT node_id, endpoint, endpoint_stale FROM peers WHERE node_id = $1 FOR UPDATE)
+WITH prev AS (SELECT node_id, endpoint, endpoint_stale, nat_type FROM peers WHERE node_id = $1 FOR UPDATE)
 UPDATE peers p
    SET endpoint = $2, nat_type = $3, endpoint_reported_at = $4, endpoint_stale_after = $5, endpoint_stale = false
   FROM prev
  WHERE p.node_id = prev.node_id
-RETURNING p.domain_id, prev.endpoint AS old_endpoint, prev.endpoint_stale AS was_stale
+RETURNING p.domain_id, prev.endpoint AS old_endpoint, prev.endpoint_stale AS was_stale, prev.nat_type AS old_nat_type
 """
 
 
@@ -46,8 +46,11 @@ async def report_endpoint(
         if row is None:  # deleted between the check and the update
             raise ProblemError(410, "endpoint_peer_gone", "the addressed Peer was deregistered before the "
                                "observation could be recorded", title="Peer Gone")
-        if row["was_stale"] or row["old_endpoint"] != report.endpoint:
+        # A NAT type change alone is news too: it decides the Peer's fallback_endpoint in state
+        # pulls, and the peer lists (services/peer_list.py) learn every change from the event log.
+        if row["was_stale"] or row["old_endpoint"] != report.endpoint or row["old_nat_type"] != report.nat_type:
             peer = psk.peer_object(await peers_db.peer_row(conn, node_id))
+            peer["nat_type"] = report.nat_type  # additive (DECISIONS 7); agents ignore it
             await events.append(conn, signing, row["domain_id"], "peer_endpoint_changed", peer,
                                 exclude_node_id=node_id)
     return {"accepted_at": rfc3339(now), "stale_after": rfc3339(stale_after)}

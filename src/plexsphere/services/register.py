@@ -19,6 +19,7 @@ from plexsphere.domain import register as rules
 from plexsphere.domain.errors import ProblemError
 from plexsphere.ids import uuid7
 from plexsphere.server.runtime import Runtime
+from plexsphere.services import peer_list
 
 # Constraint → the contract's answer when a concurrent registration won the race.
 _UNIQUE_CONFLICTS = {
@@ -66,7 +67,9 @@ async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
     except asyncpg.ForeignKeyViolationError:  # the Project went away under us
         raise ProblemError(404, "project_not_found", rules.DENIAL_DETAILS["project_not_found"]) from None
 
-    peers = await register_db.peer_snapshot_json(runtime.pool, registered.domain_id, registered.node_id)
+    # The new Node is not anchored yet (the worker may just have done it: excluded either way).
+    peers = await peer_list.peers_json(runtime.pool, registered.domain_id, exclude=registered.node_id,
+                                       with_fallback=False)
     return {
         "node_id": str(registered.node_id),
         "mesh_ip": registered.mesh_ip,
