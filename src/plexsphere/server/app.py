@@ -3,6 +3,7 @@ connection and (role all|worker) the outbox worker and sweepers."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 # run in this order (the SSE hub before routes serve, sweepers only where the worker runs).
 API_HOOKS = ("plexsphere.server.sse",)
 WORKER_HOOKS = ("plexsphere.worker.sweeper", "plexsphere.worker.key_age")
+# The outbox worker holds one connection per drain; the sweepers one each while they run.
+WORKER_POOL_SIZE = 3
 
 
 def _import_optional(name: str):
@@ -50,24 +53,33 @@ def create_app(settings: Settings) -> FastAPI:
         hooks = []
         if settings.role in ("all", "api"):
             hooks += [m for m in map(_import_optional, API_HOOKS) if m]
-        worker = None
+        worker = worker_pool = None
+        hook_runtimes = {hook: runtime for hook in hooks}
         if settings.role in ("all", "worker"):
             from plexsphere.worker.outbox import OutboxWorker
 
-            worker = OutboxWorker(runtime)
+            # The worker and sweepers get their own small pool: a burst of API requests cannot
+            # starve anchoring of connections, and a long anchoring batch cannot starve the API.
+            worker_pool = await create_pool(settings.database_url, min_size=1, max_size=WORKER_POOL_SIZE)
+            worker_runtime = dataclasses.replace(runtime, pool=worker_pool)
+            worker = OutboxWorker(worker_runtime)
             worker.start()
-            hooks += [m for m in map(_import_optional, WORKER_HOOKS) if m]
+            worker_hooks = [m for m in map(_import_optional, WORKER_HOOKS) if m]
+            hooks += worker_hooks
+            hook_runtimes.update({hook: worker_runtime for hook in worker_hooks})
         for hook in hooks:
-            await hook.start(runtime)
+            await hook.start(hook_runtimes[hook])
         await notifier.start()
         try:
             yield
         finally:
             for hook in reversed(hooks):
-                await hook.stop(runtime)
+                await hook.stop(hook_runtimes[hook])
             if worker:
                 await worker.stop()
             await notifier.stop()
+            if worker_pool is not None:
+                await worker_pool.close()
             await pool.close()
 
     app = FastAPI(

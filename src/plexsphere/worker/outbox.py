@@ -3,8 +3,9 @@ processes, are safe), runs the topic's handler in the same transaction as the de
 failed rows. Handlers must be idempotent: a crash after the handler's writes but before commit
 rolls both back, and the row is claimed again.
 
-Handlers register with `@handler("topic")` in the module of their area and are imported by
-`load_handlers()`."""
+Handlers register with `@handler("topic")` (one payload) or `@batch_handler("topic")` (every
+claimed row of the topic at once, for handlers that write N rows in a constant number of
+statements) in the module of their area and are imported by `load_handlers()`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from plexsphere.server.runtime import Runtime
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Runtime, dict[str, Any]], Awaitable[None]]
+BatchHandler = Callable[[asyncpg.Connection, Runtime, list[dict[str, Any]]], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
 
 # Modules that define handlers (imported for their @handler side effect).
 HANDLER_MODULES = (
@@ -30,13 +33,21 @@ HANDLER_MODULES = (
     "plexsphere.worker.anchoring",
 )
 
-BATCH = 100
+BATCH = 500
 MAX_BACKOFF_S = 60
 
 
 def handler(topic: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         HANDLERS[topic] = fn
+        return fn
+
+    return register
+
+
+def batch_handler(topic: str) -> Callable[[BatchHandler], BatchHandler]:
+    def register(fn: BatchHandler) -> BatchHandler:
+        BATCH_HANDLERS[topic] = fn
         return fn
 
     return register
@@ -52,9 +63,10 @@ def load_handlers() -> None:
 
 
 async def drain_once(runtime: Runtime) -> int:
-    """Claims one batch and runs each row's handler in a savepoint of the claiming transaction, so
-    a failing row backs off alone while the rest of the batch commits together. Returns the number
-    of rows claimed."""
+    """Claims up to BATCH rows and handles them in id order, a run of consecutive rows of one
+    batch-handled topic in one call. Each call runs in a savepoint of the claiming transaction; a
+    failing batch is retried row by row, so a failing row backs off alone while the rest commits
+    together. Returns the number of rows claimed."""
     async with runtime.pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """SELECT id, topic, payload, attempts FROM outbox
@@ -63,27 +75,62 @@ async def drain_once(runtime: Runtime) -> int:
             BATCH,
         )
         done: list[int] = []
-        for row in rows:
-            fn = HANDLERS.get(row["topic"])
-            if fn is None:
-                log.warning("no handler for outbox topic %s; dropping row %s", row["topic"], row["id"])
-                done.append(row["id"])
-                continue
-            try:
-                async with conn.transaction():
-                    await fn(conn, runtime, row["payload"])
-                done.append(row["id"])
-            except Exception as exc:
-                log.exception("outbox handler %s failed for row %s", row["topic"], row["id"])
-                await conn.execute(
-                    """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-                              available_at = now() + least(power(2, attempts), $3) * interval '1 second'
-                        WHERE id = $1""",
-                    row["id"], repr(exc)[:1000], MAX_BACKOFF_S,
-                )
+        for run in _runs(rows):
+            topic = run[0]["topic"]
+            if topic in BATCH_HANDLERS and len(run) > 1:
+                try:
+                    async with conn.transaction():
+                        await BATCH_HANDLERS[topic](conn, runtime, [r["payload"] for r in run])
+                    done += [r["id"] for r in run]
+                    continue
+                except Exception:
+                    log.warning("outbox batch of %d %s rows failed; retrying row by row", len(run), topic,
+                                exc_info=True)
+            for row in run:
+                if await _handle_one(conn, runtime, row):
+                    done.append(row["id"])
         if done:
+            # Last before commit: the batch's event-log locks (taken by its final statement) are
+            # held for this one statement and the commit, not for the whole batch.
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
     return len(rows)
+
+
+def _runs(rows: list[asyncpg.Record]) -> list[list[asyncpg.Record]]:
+    """Consecutive rows of the same topic, in id order (so cross-topic order is kept)."""
+    runs: list[list[asyncpg.Record]] = []
+    for row in rows:
+        if runs and runs[-1][0]["topic"] == row["topic"]:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
+
+
+async def _handle_one(conn: asyncpg.Connection, runtime: Runtime, row: asyncpg.Record) -> bool:
+    """Runs one row's handler in a savepoint; True when done (or dropped), False when backed off."""
+    topic = row["topic"]
+    single = HANDLERS.get(topic)
+    batch = BATCH_HANDLERS.get(topic)
+    if single is None and batch is None:
+        log.warning("no handler for outbox topic %s; dropping row %s", topic, row["id"])
+        return True
+    try:
+        async with conn.transaction():
+            if single is not None:
+                await single(conn, runtime, row["payload"])
+            else:
+                await batch(conn, runtime, [row["payload"]])
+        return True
+    except Exception as exc:
+        log.exception("outbox handler %s failed for row %s", topic, row["id"])
+        await conn.execute(
+            """UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                      available_at = now() + least(power(2, attempts), $3) * interval '1 second'
+                WHERE id = $1""",
+            row["id"], repr(exc)[:1000], MAX_BACKOFF_S,
+        )
+        return False
 
 
 class OutboxWorker:
