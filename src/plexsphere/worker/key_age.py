@@ -7,18 +7,17 @@ safe for several worker processes to sweep at once (only the inserter emits the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from plexsphere.server.runtime import Runtime
 from plexsphere.services import rotation
+from plexsphere.worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
 # Short enough that renewal lags max_key_age by seconds, not minutes; the query filters on
 # domains with max_key_age set first, so a sweep costs one index probe when the feature is off.
 SWEEP_INTERVAL_S = 2.0
-_TASK = "key_age_task"
 
 
 async def sweep_once(runtime: Runtime) -> int:
@@ -28,27 +27,6 @@ async def sweep_once(runtime: Runtime) -> int:
     return started
 
 
-async def _run(runtime: Runtime) -> None:
-    while True:
-        try:
-            await sweep_once(runtime)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("key-age sweep failed")
-        await asyncio.sleep(SWEEP_INTERVAL_S)
-
-
-async def start(runtime: Runtime) -> None:
-    runtime.extras[_TASK] = asyncio.create_task(_run(runtime), name="key-age-sweep")
-
-
-async def stop(runtime: Runtime) -> None:
-    task = runtime.extras.pop(_TASK, None)
-    if task is None:
-        return
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, Exception):
-        pass
+_periodic = Periodic("key-age-sweep", SWEEP_INTERVAL_S, sweep_once)
+start = _periodic.start
+stop = _periodic.stop
