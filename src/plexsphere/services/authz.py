@@ -20,9 +20,10 @@ from plexsphere.domain.errors import PermissionDeniedError, ProblemError, not_fo
 from plexsphere.ids import parse_uuid, uuid7
 from plexsphere.timeutil import parse_rfc3339, rfc3339
 
-# A Domain's parent is always the platform (the root of the fixed hierarchy), so platform admins
-# reach a Domain the moment it commits; below the Domain, parents come from mirrored tuples.
-_CHECK_SQL = """
+# The object and its ancestors. A Domain's parent is always the platform (the root of the fixed
+# hierarchy), so platform admins reach a Domain the moment it commits; below the Domain, parents come
+# from mirrored tuples.
+_CHAIN_CTE = """
 WITH RECURSIVE chain(object_type, object_id, depth) AS (
     SELECT $1::text, $2::text, 0
   UNION ALL
@@ -39,6 +40,9 @@ WITH RECURSIVE chain(object_type, object_id, depth) AS (
            ) up
      WHERE c.depth < 4
 )
+"""
+
+_CHECK_SQL = _CHAIN_CTE + """
 SELECT c.object_type, c.object_id, c.depth,
        coalesce(array_agg(t.relation) FILTER (WHERE t.relation IS NOT NULL), '{}') AS relations
   FROM chain c
@@ -164,23 +168,7 @@ async def lookup_resources(conn: asyncpg.Connection | asyncpg.Pool, subject: str
     return [f"{resource_type}:{r['id']}" for r in rows]
 
 
-_CHAIN_SUBJECTS_SQL = """
-WITH RECURSIVE chain(object_type, object_id, depth) AS (
-    SELECT $1::text, $2::text, 0
-  UNION ALL
-    SELECT up.object_type, up.object_id, c.depth + 1
-      FROM chain c
-     CROSS JOIN LATERAL (
-            SELECT 'platform'::text AS object_type, 'plexsphere'::text AS object_id
-             WHERE c.object_type = 'domain'
-          UNION ALL
-            SELECT t.subject_type, t.subject_id
-              FROM relation_tuples t
-             WHERE t.object_type = c.object_type AND t.object_id = c.object_id AND t.relation = 'parent'
-               AND c.object_type NOT IN ('domain', 'platform')
-           ) up
-     WHERE c.depth < 4
-)
+_CHAIN_SUBJECTS_SQL = _CHAIN_CTE + """
 SELECT c.depth, c.object_type, t.relation, t.subject_id
   FROM chain c
   LEFT JOIN relation_tuples t
