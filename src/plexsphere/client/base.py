@@ -22,7 +22,7 @@ class ApiError(Exception):
         return self.problem.get("code")
 
 
-def _problem_from(response: httpx.Response) -> dict[str, Any]:
+def problem_from(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
         if isinstance(body, dict):
@@ -56,7 +56,7 @@ class ApiClient:
             params = {k: v for k, v in params.items() if v is not None}
         response = self.http.request(method, path, json=json, params=params, headers=headers)
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _problem_from(response), response.headers)
+            raise ApiError(response.status_code, problem_from(response), response.headers)
         return response
 
     def get(self, path: str, **kw: Any) -> Any:

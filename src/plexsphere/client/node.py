@@ -12,12 +12,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from plexsphere import __version__
-from plexsphere.client.base import ApiError
+from plexsphere.client.base import ApiError, problem_from
 from plexsphere.wire.enrolment import RegisterRequest, RegisterResponse
 from plexsphere.wire.mesh import (
     EndpointRequest,
@@ -44,19 +43,9 @@ class SealedPsk:
         return f"SealedPsk(kid={self.kid}, epoch={self.epoch})"
 
 
-def _problem(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            return body
-    except ValueError:
-        pass
-    return {"title": response.reason_phrase, "status": response.status_code}
-
-
 def _check(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
-        raise ApiError(response.status_code, _problem(response), response.headers)
+        raise ApiError(response.status_code, problem_from(response), response.headers)
     return response
 
 
