@@ -1,12 +1,13 @@
 """Network namespaces for the end-to-end tests, in the routed layout that works on these machines
-(design.md, "End-to-end harness facts"): one veth pair per namespace to the host, a /30 from
-192.0.2.0/24 each, the namespace's default route via the host end, IPv4 forwarding on the host while
-the lab exists.
+(design.md, "End-to-end harness facts"): one veth pair per namespace to the host, a /30 from the
+documentation range 198.51.100.0/24 each, the namespace's default route via the host end, IPv4
+forwarding on the host while the lab exists.
 
-The host itself may live in 192.0.2.0/24 (this machine's eth0 is 192.0.2.2/24 with gateway
-192.0.2.1), so the /30s are chosen from the top of the range, skipping every block that holds an
-address the host has, routes through or has seen as a neighbour. Everything is named with the `pxe2e` prefix and every process started is recorded
-under RUN_DIR, so tests/e2e/cleanup.sh can remove what a crashed run left behind."""
+Machines here sit in another documentation range (eth0 was 192.0.2.2/24), hence TEST-NET-2; in
+case a host lives in it anyway, the /30s are chosen from the top of the range, skipping every block
+that holds an address the host has, routes through or has seen as a neighbour. Everything is named
+with the `pxe2e` prefix and every process started is recorded under RUN_DIR, so
+tests/e2e/cleanup.sh can remove what a crashed run left behind."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, message: str, interva
         time.sleep(interval)
 
 
-UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
+UNDERLAY = ipaddress.ip_network("198.51.100.0/24")
 
 
 def addresses_in_use() -> set[ipaddress.IPv4Address]:
@@ -90,22 +91,22 @@ def addresses_in_use() -> set[ipaddress.IPv4Address]:
 
 
 def free_blocks(count: int) -> list[int]:
-    """Offsets of `count` /30 blocks of 192.0.2.0/24 holding no address in use, highest first."""
+    """Offsets of `count` /30 blocks of 198.51.100.0/24 holding no address in use, highest first."""
     used = addresses_in_use()
     blocks = []
     for offset in range(252, 0, -4):
-        block = ipaddress.ip_network(f"192.0.2.{offset}/30")
+        block = ipaddress.ip_network(f"198.51.100.{offset}/30")
         if not any(address in block for address in used):
             blocks.append(offset)
         if len(blocks) == count:
             return blocks
-    raise RuntimeError("no free /30 blocks left in 192.0.2.0/24 for the end-to-end lab")
+    raise RuntimeError("no free /30 blocks left in 198.51.100.0/24 for the end-to-end lab")
 
 
 @dataclass(frozen=True)
 class Namespace:
     name: str  # short label, e.g. "a"
-    block: int  # offset of its /30 in 192.0.2.0/24: host end = block+1, namespace end = block+2
+    block: int  # offset of its /30 in 198.51.100.0/24: host end = block+1, namespace end = block+2
 
     @property
     def netns(self) -> str:
@@ -121,11 +122,11 @@ class Namespace:
 
     @property
     def host_address(self) -> str:
-        return f"192.0.2.{self.block + 1}"
+        return f"198.51.100.{self.block + 1}"
 
     @property
     def address(self) -> str:
-        return f"192.0.2.{self.block + 2}"
+        return f"198.51.100.{self.block + 2}"
 
     def exec(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return run("ip", "netns", "exec", self.netns, *args, check=check, timeout=timeout)
