@@ -179,18 +179,40 @@ class Hub:
 
     @staticmethod
     def _deliver(feed: _Feed, rows: list[asyncpg.Record]) -> None:
+        """Pushes one read's frames: ONE chunk per stream per read, whatever the number of rows.
+        Most streams get the same bytes (the frames for every Node, encoded and joined once); only
+        the streams of Nodes an event targets, excludes or ends are filtered row by row."""
+        if not rows:
+            return
+        frames: list[tuple[bytes, uuid.UUID | None, uuid.UUID | None, uuid.UUID | None]] = []
+        special: set[uuid.UUID] = set()
         for row in rows:
             frame = sse_frame(row["seq"], row["type"], row["envelope"])
             ending = None
             if row["type"] == "peer_removed":
                 ending = ends_stream_of(row["type"], orjson.loads(row["envelope"]).get("payload") or {})
             target, exclude = row["target_node_id"], row["exclude_node_id"]
-            for stream in feed.streams:
+            special.update(n for n in (target, exclude, ending) if n is not None)
+            frames.append((frame, target, exclude, ending))
+        common = b"".join(frame for frame, target, _, _ in frames if target is None)
+        for stream in feed.streams:
+            if stream.node_id not in special:
+                if common:
+                    stream.push(common)
+                continue
+            own: list[bytes] = []
+            ends = False
+            for frame, target, exclude, ending in frames:
                 if concerns(stream.node_id, target, exclude):
-                    stream.push(frame)
-                    if ending == stream.node_id:
-                        stream.end()
-            feed.last_seq = row["seq"]
+                    own.append(frame)
+                if ending == stream.node_id:  # its own removal is its last frame
+                    ends = True
+                    break
+            if own:
+                stream.push(b"".join(own))
+            if ends:
+                stream.end()
+        feed.last_seq = rows[-1]["seq"]
 
     def close_all(self) -> None:
         for feed in self._feeds.values():
