@@ -10,10 +10,15 @@ import asyncpg
 
 from plexsphere.server.notify import OUTBOX_CHANNEL
 
+# `latest_seq` (the Domain's event log position, read in this statement's snapshot, so no later
+# than the request) saves the peer list a round trip of its own.
 _REGISTER_SQL = """
-SELECT node_id, mesh_ip, domain_id, mesh_cidr, env, resource_id, adopted, signing_key_id, signing_public_key
-  FROM register_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+SELECT r.node_id, r.mesh_ip, r.domain_id, r.mesh_cidr, r.env, r.resource_id, r.adopted, r.signing_key_id,
+       r.signing_public_key,
+       (SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.domain_id = r.domain_id) AS latest_seq
+  FROM register_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS r
 """
+
 
 @dataclass(frozen=True)
 class Registered:
@@ -26,6 +31,7 @@ class Registered:
     adopted: bool
     signing_key_id: str
     signing_public_key: bytes
+    latest_seq: int
 
 
 async def register_node(

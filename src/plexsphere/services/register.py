@@ -69,7 +69,7 @@ async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
 
     # The new Node is not anchored yet (the worker may just have done it: excluded either way).
     peers = await peer_list.peers_json(runtime.pool, registered.domain_id, exclude=registered.node_id,
-                                       with_fallback=False)
+                                       with_fallback=False, latest_seq=registered.latest_seq)
     return {
         "node_id": str(registered.node_id),
         "mesh_ip": registered.mesh_ip,
