@@ -1,10 +1,11 @@
 """Anchoring as a batch: many registered Nodes claimed at once are all anchored (one PSK, three
 tuples, one `peer_added` each), a bad row or a deleted Node does not hold the batch back, two
 worker processes never anchor a Node twice, and at low load a join reaches other Nodes' streams
-within a fraction of a second."""
+within a fraction of a second; a batch costs the same statements for 5 or 250 Nodes."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import statistics
 import time
@@ -13,8 +14,15 @@ import uuid
 import orjson
 import psycopg
 from tests.conftest import wait_until
-from tests.integration.enrolment_helpers import insert_nodes_sql
+from tests.integration.enrolment_helpers import insert_nodes_sql, keyring
 from tests.integration.mesh_helpers import SseReader, enrol, make_domain, make_project
+
+from plexsphere.config import Settings
+from plexsphere.db.pool import connect
+from plexsphere.server.runtime import Runtime
+from plexsphere.services.signing import SigningKeys
+from plexsphere.timeutil import utcnow
+from plexsphere.worker.anchoring import anchor_many
 
 BATCH_NODES = 300
 
@@ -132,3 +140,52 @@ def test_at_low_load_a_join_reaches_another_nodes_stream_within_a_fraction_of_a_
           f"max {max(latencies) * 1000:.1f} ms")
     # The goal is ≤ 100 ms on an idle machine; the bound leaves room for a shared, busy one.
     assert median_ms < 250, latencies
+
+
+class _CountingConnection:
+    """Forwards to an asyncpg connection and counts the statements sent."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+        self.statements = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self._conn, name)
+        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+            async def counted(*args, **kwargs):
+                self.statements += 1
+                return await attr(*args, **kwargs)
+            return counted
+        return attr
+
+
+def test_anchoring_a_batch_costs_the_same_statements_for_5_or_250_nodes(stack):
+
+    domain_id = make_domain(stack, _large_cidr())
+    project_id = make_project(stack, domain_id)
+    # Written straight into the tables with no outbox rows: the running worker leaves them alone.
+    small = insert_nodes_sql(stack.database_url, domain_id, project_id, range(10, 15))
+    large = insert_nodes_sql(stack.database_url, domain_id, project_id, range(20, 270))
+
+    async def anchor(node_ids):
+        ring = keyring(stack)
+        conn = await connect(stack.database_url)
+        try:
+            runtime = Runtime(Settings(database_url=stack.database_url), None, ring, None, SigningKeys(ring),
+                              utcnow())
+            counting = _CountingConnection(conn)
+            async with conn.transaction():
+                anchored = await anchor_many(counting, runtime, node_ids)
+            again = _CountingConnection(conn)
+            async with conn.transaction():
+                assert await anchor_many(again, runtime, node_ids) == []  # idempotent
+            return anchored, counting.statements
+        finally:
+            await conn.close()
+
+    small_anchored, small_statements = asyncio.run(anchor(small))
+    large_anchored, large_statements = asyncio.run(anchor(large))
+    assert sorted(small_anchored) == sorted(small) and sorted(large_anchored) == sorted(large)
+    # Peers, PSKs, tuples, events (+ the Domain's signing key, read once): no per-Node statement.
+    assert small_statements == large_statements <= 5, (small_statements, large_statements)
+    assert stack.sql_value("SELECT count(*) FROM plexsphere.events WHERE domain_id = %s", domain_id) == 255
