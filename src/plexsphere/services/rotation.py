@@ -204,7 +204,8 @@ async def complete(runtime: Runtime, node_id: uuid.UUID, new_public_key: bytes) 
                 node_id,
             )
         node = await conn.fetchrow(
-            """SELECT n.id, n.domain_id, n.mesh_ip, n.public_key, p.id AS peer_id, p.endpoint
+            """SELECT n.id, n.domain_id, n.mesh_ip, n.public_key, p.id AS peer_id,
+                      CASE WHEN p.endpoint_stale THEN NULL ELSE p.endpoint END AS endpoint  -- as state shows it
                  FROM nodes n LEFT JOIN peers p ON p.node_id = n.id
                 WHERE n.id = $1 FOR NO KEY UPDATE OF n""",
             node_id,
