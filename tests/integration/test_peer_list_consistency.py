@@ -160,3 +160,24 @@ def test_out_of_band_changes_behind_an_unknown_event_or_a_long_gap_are_picked_up
                    FROM changed, generate_series(1, 600)""", b.node_id)
     assert orjson.loads(state(stack.url, a))["peers"][0]["endpoint"] == "198.51.100.78:1"
     assert state(stack.url, a) == state(stack.url, a)
+
+
+def test_a_rotation_does_not_announce_a_tombstoned_endpoint(stack):
+    domain_id = make_domain(stack, stack.unique_cidr())
+    project_id = make_project(stack, domain_id)
+    a, b = enrol(stack, project_id), enrol(stack, project_id)
+    report(stack.url, b, "198.51.100.9:51820", "symmetric")
+    stack.sql("UPDATE plexsphere.peers SET endpoint_stale_after = now() - interval '1 second' WHERE node_id = %s",
+              b.node_id)
+    wait_until(lambda: stack.sql_value("SELECT endpoint_stale FROM plexsphere.peers WHERE node_id = %s", b.node_id),
+               message="the sweeper's tombstone")
+    with stack.http() as admin:
+        assert admin.post(f"/v1/nodes/{b.node_id}/keys/rotate").status_code in (200, 201, 202)
+    new_key = base64.b64encode(crypto.x25519_keypair()[1]).decode()
+    with stack.http(token=b.bearer) as http:
+        assert http.post("/v1/keys/rotate", json={"new_public_key": new_key}).status_code == 200
+    envelope = stack.sql_value("SELECT envelope FROM plexsphere.events WHERE domain_id = %s "
+                               "AND type = 'peer_key_rotated' ORDER BY seq DESC LIMIT 1", domain_id)
+    assert orjson.loads(envelope)["payload"] == {"node_id": b.node_id, "mesh_ip": b.mesh_ip, "public_key": new_key}
+    peers = orjson.loads(state(stack.url, a))["peers"]
+    assert peers == [{"node_id": b.node_id, "mesh_ip": b.mesh_ip, "public_key": new_key}]
