@@ -38,7 +38,7 @@ class EdgePsk:
     epoch: int
 
 
-def _aad(node_id: uuid.UUID, epoch: int) -> bytes:
+def node_psk_aad(node_id: uuid.UUID, epoch: int) -> bytes:
     return f"psk:{node_id}:{epoch}".encode()
 
 
@@ -59,7 +59,7 @@ async def issue_node_psk(conn: asyncpg.Connection, keyring: Keyring, node_id: uu
         """INSERT INTO node_psks (id, node_id, kid, wrap_key_version, epoch, psk_wrapped, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         uuid7(), node_id, PSK_KID, wrap_key_version, epoch,
-        keyring.wrap(crypto.random_bytes(32), _aad(node_id, epoch)), utcnow(),
+        keyring.wrap(crypto.random_bytes(32), node_psk_aad(node_id, epoch)), utcnow(),
     )
     return PSK_KID, wrap_key_version
 
@@ -92,8 +92,8 @@ async def edge_psk_material(
         raise MissingPskError(f"no live per-node PSK for node(s) {', '.join(missing) or str(node_a)}")
     a, b = by_node[node_a], by_node[node_b]
     psk = crypto.derive_edge_psk(
-        node_a, keyring.unwrap(a["psk_wrapped"], _aad(node_a, a["epoch"])),
-        node_b, keyring.unwrap(b["psk_wrapped"], _aad(node_b, b["epoch"])),
+        node_a, keyring.unwrap(a["psk_wrapped"], node_psk_aad(node_a, a["epoch"])),
+        node_b, keyring.unwrap(b["psk_wrapped"], node_psk_aad(node_b, b["epoch"])),
     )
     return EdgePsk(psk=psk, kid=a["kid"], epoch=a["epoch"] + b["epoch"] - 1)
 

@@ -86,7 +86,7 @@ async def anchor_many(conn: asyncpg.Connection, runtime: Runtime, node_ids: list
     await conn.execute(
         _PSKS_SQL, [uuid7() for _ in rows], anchored, psk.PSK_KID, keyring.active_version,
         [r["epoch"] for r in rows],
-        [keyring.wrap(crypto.random_bytes(32), psk._aad(r["node_id"], r["epoch"])) for r in rows],
+        [keyring.wrap(crypto.random_bytes(32), psk.node_psk_aad(r["node_id"], r["epoch"])) for r in rows],
         utcnow(),
     )
     tuples: list[tuple[str, str, str, str, str, uuid.UUID]] = []
