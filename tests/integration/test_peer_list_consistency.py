@@ -181,3 +181,61 @@ def test_a_rotation_does_not_announce_a_tombstoned_endpoint(stack):
     assert orjson.loads(envelope)["payload"] == {"node_id": b.node_id, "mesh_ip": b.mesh_ip, "public_key": new_key}
     peers = orjson.loads(state(stack.url, a))["peers"]
     assert peers == [{"node_id": b.node_id, "mesh_ip": b.mesh_ip, "public_key": new_key}]
+
+
+def test_concurrent_registrations_and_pulls_on_two_servers_stay_within_the_ledger(stack):
+    """Registrations race each other, the worker's anchoring and state pulls on two processes. Each
+    answer must hold every Peer anchored before it was asked for and none anchored after it came back,
+    each object exactly as the tables have it; once quiet, both servers serve the reference bytes."""
+    second = stack.start_extra_server()
+    urls = [stack.url, second.url]
+    domain_id = make_domain(stack, stack.unique_cidr())
+    project_id = make_project(stack, domain_id)
+    puller = enrol(stack, project_id)
+    with stack.http() as admin:
+        tokens = [issue(admin, project_id)["token"] for _ in range(24)]
+
+    async def go():
+        pool = await asyncpg.create_pool(stack.database_url, min_size=4, max_size=8,
+                                         server_settings={"search_path": "plexsphere"})
+        clients = [httpx.AsyncClient(base_url=u, timeout=60) for u in urls]
+
+        async def anchored() -> set[str]:
+            return {r[0] for r in await pool.fetch("SELECT node_id::text FROM peers WHERE domain_id = $1", domain_id)}
+
+        async def register(i: int):
+            before = await anchored()
+            resp = await clients[i % 2].post("/v1/register", json=register_body(project_id, tokens[i]))
+            after = await anchored()
+            assert resp.status_code == 200, resp.text
+            return before, resp.json(), after
+
+        async def pull(i: int):
+            before = await anchored()
+            resp = await clients[i % 2].get(f"/v1/nodes/{puller.node_id}/state",
+                                            headers={"Authorization": f"Bearer {puller.bearer}"})
+            after = await anchored()
+            assert resp.status_code == 200, resp.text
+            return before - {puller.node_id}, resp.json(), after
+
+        try:
+            return await asyncio.gather(*[register(i) for i in range(24)], *[pull(i) for i in range(12)])
+        finally:
+            for c in clients:
+                await c.aclose()
+            await pool.close()
+
+    results = asyncio.run(go())
+    objects = {}
+    for before, body, after in results:
+        listed = body["peer_snapshot"] if "peer_snapshot" in body else body["peers"]
+        ids = [p["node_id"] for p in listed]
+        assert ids == sorted(ids) and body.get("node_id") not in ids
+        assert before <= set(ids) <= after, "an answer outside the ledger at the time it was asked"
+        for p in listed:
+            assert objects.setdefault(p["node_id"], p) == p  # no rotations or endpoints here: one object each
+    nodes = stack.sql("SELECT id::text FROM plexsphere.nodes WHERE domain_id = %s", domain_id)
+    wait_anchored(stack, *[n[0] for n in nodes])
+    expected = reference(stack, domain_id, puller.node_id, with_fallback=True)
+    for url in urls:
+        assert b'"peers":' + expected + b',"reachability"' in state(url, puller)
