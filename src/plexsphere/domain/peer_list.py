@@ -48,7 +48,9 @@ class PeerEntry:
         obj = self.as_object()
         if fallback_endpoint:
             obj["fallback_endpoint"] = fallback_endpoint
-        return orjson.dumps(obj)
+        # orjson hands back its 4 KiB working buffer; an exact-size copy keeps a cached Domain of
+        # 10,000 Peers at ~1.5 MiB of blobs instead of ~40 MiB.
+        return bytes(memoryview(orjson.dumps(obj)))
 
 
 class PeerProjection:
