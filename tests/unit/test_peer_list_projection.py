@@ -163,3 +163,27 @@ def test_random_sequences_equal_a_fresh_encoding():
             assert projection.as_json(exclude, relay) == _expected(truth, exclude, relay)
             assert projection.as_json() == _expected(truth)
             assert len(projection) == len(truth)
+
+
+def test_rows_encode_exactly_like_the_peer_object_of_the_tables():
+    import ipaddress
+
+    from plexsphere.services import psk
+    from plexsphere.services.peer_list import entry_from_row
+
+    rng = random.Random(7)
+    rows = [
+        {"node_id": uuid7(), "mesh_ip": ipaddress.ip_interface("10.50.0.7/24"), "public_key": rng.randbytes(32),
+         "endpoint": None, "nat_type": None},
+        {"node_id": uuid7(), "mesh_ip": ipaddress.ip_interface("fd00::7/64"), "public_key": rng.randbytes(32),
+         "endpoint": "[2001:db8::1]:51820", "nat_type": "symmetric"},
+        {"node_id": uuid7(), "mesh_ip": "10.50.0.9/32", "public_key": rng.randbytes(32),
+         "endpoint": 'h"x\\:1', "nat_type": "full_cone"},
+    ]
+    for row in rows:
+        entry = entry_from_row(row)
+        assert entry.encode() == orjson.dumps(psk.peer_object(row))
+        assert entry.nat_type == row["nat_type"]
+    projection = PeerProjection(3, (entry_from_row(r) for r in rows))
+    expected = sorted((psk.peer_object(r) for r in rows), key=lambda p: p["node_id"])
+    assert projection.as_json() == orjson.dumps(expected)
