@@ -205,7 +205,8 @@ def test_state_snapshot_lists_other_peers_sorted_and_is_byte_identical(stack, me
     assert first.status_code == 200, first.text
     assert first.content == second.content
     state = first.json()
-    assert list(state) == ["peers", "reachability", "policy", "bridge", "state", "reports"]
+    # The contract's six keys, then only our documented additive field.
+    assert list(state) == ["peers", "reachability", "policy", "bridge", "state", "reports", "heartbeat_interval"]
     assert [p["node_id"] for p in state["peers"]] == sorted([a.node_id, b.node_id])
     assert third.node_id not in [p["node_id"] for p in state["peers"]]
     by_id = {p["node_id"]: p for p in state["peers"]}
@@ -263,3 +264,16 @@ def test_routes_are_in_our_openapi(stack):
     assert {"ListNodes", "GetNode", "DeleteNode", "GetNodeState", "PostNodeHeartbeat", "PutNodeEndpoint",
             "GetNodeReachability", "GetNodeEvents", "GetDomainMeshTopology", "GetNodePeerPsk"} <= ops
     assert "requestBody" in spec["paths"]["/v1/nodes/{id}/heartbeat"]["post"]
+
+
+def test_state_tells_the_node_its_domains_heartbeat_interval(stack):
+    """Additive field: agents beat at the Domain's cadence (issue 7) without an operator flag."""
+    with stack.http() as http:
+        domain = http.post("/v1/domains", json={
+            "name": "Cadence", "slug": stack.unique("cadence"), "mesh_cidr": stack.unique_cidr(),
+            "reachability": {"heartbeat_interval": "20s", "stale_after": "1m", "unreachable_after": "5m"}}).json()
+    project = make_project(stack, domain["id"])
+    node = enrol(stack, project)
+    with node_http(stack, node) as http:
+        state = http.get(f"/v1/nodes/{node.node_id}/state").json()
+    assert state["heartbeat_interval"] == "20s"

@@ -37,7 +37,8 @@ class AgentConfig(BaseModel):
     backend: Literal["auto", "kernel", "userspace", "fake"] = "auto"
     wireguard_go: str = "wireguard-go"
     advertise_endpoint: str | None = None  # host:port peers should dial; default: default-route address
-    heartbeat_interval: float = Field(default=30.0, gt=0)
+    # None: beat at the Domain's interval (learnt from the state pull; 30 s until then).
+    heartbeat_interval: float | None = Field(default=None, gt=0)
     state_pull_interval: float = Field(default=60.0, gt=0)
     endpoint_report_interval: float = Field(default=60.0, gt=0)
     psk_retry_interval: float = Field(default=2.0, gt=0)

@@ -44,7 +44,7 @@ def up(
     backend: Annotated[str | None, typer.Option(help="auto|kernel|userspace|fake (default: auto)")] = None,
     advertise_endpoint: Annotated[str | None, typer.Option(
         help="ip:port peers dial (default: default-route address + listen port)")] = None,
-    heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between heartbeats (default: 30)")] = None,
+    heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between heartbeats (default: the Domain's interval)")] = None,
     down_on_exit: Annotated[bool | None, typer.Option(
         "--down-on-exit/--keep-on-exit", help="Remove the interface when plexd stops")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error")] = None,

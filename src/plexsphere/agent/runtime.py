@@ -58,11 +58,13 @@ from plexsphere.agent.wireguard import WireGuardBackend, iproute
 from plexsphere.client.base import ApiError
 from plexsphere.client.node import NodeClient, retry_after_seconds
 from plexsphere.crypto import open_from_server
+from plexsphere.timeutil import parse_go_duration
 from plexsphere.wire.enrolment import RegisterRequest
 from plexsphere.wire.mesh import EndpointRequest, HeartbeatRequest, NodeStateSnapshot
 from plexsphere.wire.rotation import KeysRotateRequest
 
 log = logging.getLogger("plexd")
+DEFAULT_HEARTBEAT_INTERVAL = 30.0  # the Domain policy default, until the first state pull
 T = TypeVar("T")
 
 BINARY_VERSION = f"plexd-v{plexsphere.__version__}"
@@ -228,6 +230,7 @@ class Agent:
     def __init__(self, config: AgentConfig, identity: Identity, store: IdentityStore, client: NodeClient,
                  backend: WireGuardBackend, *, rng: random.Random | None = None) -> None:
         self.config = config
+        self.domain_heartbeat_interval: float | None = None  # learnt from the state pull
         self.identity = identity
         self.store = store
         self.client = client
@@ -460,6 +463,9 @@ class Agent:
                 log.warning("state snapshot carries an unusable peer entry; skipped")
             elif peer.node_id != self.node_id:
                 fresh[peer.node_id] = peer
+        interval = parse_go_duration(snapshot.heartbeat_interval or "")
+        if interval is not None and interval.total_seconds() > 0:
+            self.domain_heartbeat_interval = interval.total_seconds()
         for gone in self.peers.keys() - fresh.keys() - newer:
             self._remove_peer(gone)
         for peer in fresh.values():
@@ -597,7 +603,12 @@ class Agent:
             except Exception as exc:  # e.g. an unparseable answer; the next beat tries again
                 log.error("heartbeat failed: %s", describe(exc))
             # Jitter keeps a fleet started together from heartbeating in lockstep.
-            await asyncio.sleep(self.config.heartbeat_interval * self.rng.uniform(0.9, 1.1))
+            await asyncio.sleep(self.heartbeat_interval * self.rng.uniform(0.9, 1.1))
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """The operator's override, else the Domain's cadence, else the contract's default."""
+        return self.config.heartbeat_interval or self.domain_heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL
 
     # -- endpoint -------------------------------------------------------------------------------
     def advertise_endpoint(self) -> str | None:

@@ -16,7 +16,7 @@ from plexsphere.domain import nodes as rules
 from plexsphere.domain.errors import ProblemError, not_found
 from plexsphere.services import events, peer_list, psk
 from plexsphere.services.signing import SigningKeys
-from plexsphere.timeutil import rfc3339
+from plexsphere.timeutil import format_go_duration, rfc3339
 
 EMPTY_REPORTS = {"metadata": [], "data": [], "reports": []}
 
@@ -142,8 +142,9 @@ async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UU
 # The Domain's latest event seq rides along: the peer list needs nothing else when it is current.
 _STATE_NODE_SQL = """
 SELECT n.domain_id, n.created_at, p.reachability, p.reachability_changed_at, p.last_heartbeat_at,
+       d.heartbeat_interval_s,
        (SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.domain_id = n.domain_id) AS latest_seq
-  FROM nodes n LEFT JOIN peers p ON p.node_id = n.id
+  FROM nodes n JOIN domains d ON d.id = n.domain_id LEFT JOIN peers p ON p.node_id = n.id
  WHERE n.id = $1
 """
 
@@ -175,6 +176,8 @@ async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
         "bridge": None,
         "state": EMPTY_REPORTS,
         "reports": EMPTY_REPORTS,
+        # Additive (DECISIONS 7 style): the Domain's heartbeat cadence, so agents beat at it.
+        "heartbeat_interval": format_go_duration(node["heartbeat_interval_s"]),
     }
 
 

@@ -59,6 +59,7 @@ class NodeStateSnapshot(WireModel):
     bridge: dict[str, Any] | None
     state: NodeStateReports | None
     reports: NodeStateReports | None
+    heartbeat_interval: str | None = None  # additive: the Domain's cadence as a Go duration
 
 
 class HeartbeatRequest(StrictRequest):

@@ -296,3 +296,26 @@ async def test_restart_keeps_working_tunnels_until_fresh_state_and_psks_arrive(s
     await agent.apply_now()
     # Once the state has landed, the stranger it does not list goes; the known peer stays.
     assert set(agent.backend.read().peers) == {key_from_b64(agent.peers[known].public_key)}
+
+
+def snapshot_with(heartbeat_interval: str | None):
+    from plexsphere.wire.mesh import NodeStateSnapshot
+
+    body = {"peers": [], "reachability": {"state": "healthy", "changed_at": "2026-05-27T10:00:00Z"},
+            "policy": None, "bridge": None, "state": None, "reports": None}
+    if heartbeat_interval is not None:
+        body["heartbeat_interval"] = heartbeat_interval
+    return NodeStateSnapshot.model_validate(body)
+
+
+def test_heartbeats_follow_the_domains_interval_unless_overridden(setup) -> None:
+    agent, _, _ = setup
+    assert agent.heartbeat_interval == 30.0  # nothing learnt yet: the contract's default
+    agent.apply_snapshot(snapshot_with("20s"))
+    assert agent.heartbeat_interval == 20.0
+    agent.apply_snapshot(snapshot_with(None))  # a server without the field keeps what was learnt
+    assert agent.heartbeat_interval == 20.0
+    agent.apply_snapshot(snapshot_with("not a duration"))
+    assert agent.heartbeat_interval == 20.0
+    agent.config = agent.config.model_copy(update={"heartbeat_interval": 5.0})
+    assert agent.heartbeat_interval == 5.0  # the operator's flag wins
