@@ -211,16 +211,20 @@ class DomainPatch:
         return {k: v for k, v in self.__dict__.items() if v is not _UNSET}
 
 
-def parse_patch(body: dict[str, Any]) -> DomainPatch:
-    # slug first: even an unchanged slug is refused, and that refusal is more useful than
-    # "unknown field".
+def check_patch_keys(body: dict[str, Any], allowed: frozenset[str] | set[str], noun: str) -> None:
+    """The checks every tenancy PATCH shares, in the contract's order. The slug comes first: even an
+    unchanged slug is refused, and that refusal is more useful than "unknown field"."""
     if "slug" in body:
-        raise ProblemError(400, "slug_immutable", "a Domain's slug cannot be changed", title="Slug Immutable")
-    unknown = set(body) - PATCH_FIELDS
+        raise ProblemError(400, "slug_immutable", f"a {noun}'s slug cannot be changed", title="Slug Immutable")
+    unknown = set(body) - allowed
     if unknown:
         raise invalid(f"unknown fields: {', '.join(sorted(unknown))}", "invalid_body")
     if not body:
         raise ProblemError(400, "empty_patch", "the patch names no field to change")
+
+
+def parse_patch(body: dict[str, Any]) -> DomainPatch:
+    check_patch_keys(body, PATCH_FIELDS, "Domain")
     fields: dict[str, Any] = {}
     if "name" in body:
         fields["name"] = check_name(body["name"])

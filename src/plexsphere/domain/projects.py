@@ -7,7 +7,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from plexsphere.domain.domains import _UNSET, check_description, check_name, check_slug, parse_cidr
+from plexsphere.domain.domains import (
+    _UNSET,
+    check_description,
+    check_name,
+    check_patch_keys,
+    check_slug,
+    parse_cidr,
+)
 from plexsphere.domain.errors import ProblemError
 from plexsphere.ids import parse_uuid
 
@@ -56,13 +63,7 @@ class ProjectPatch:
 
 
 def parse_patch(body: dict[str, Any]) -> ProjectPatch:
-    if "slug" in body:
-        raise ProblemError(400, "slug_immutable", "a Project's slug cannot be changed", title="Slug Immutable")
-    unknown = set(body) - PATCH_FIELDS
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}", "invalid_body")
-    if not body:
-        raise ProblemError(400, "empty_patch", "the patch names no field to change")
+    check_patch_keys(body, PATCH_FIELDS, "Project")
     fields: dict[str, Any] = {}
     if "name" in body:
         fields["name"] = check_name(body["name"], CODE)
