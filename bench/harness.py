@@ -477,7 +477,7 @@ async def prefill(stack: Stack, count: int, *, anchored: bool = True, project_id
     from plexsphere.crypto import random_bytes
     from plexsphere.ids import uuid7
     from plexsphere.services.psk import PSK_KID
-    from plexsphere.services.psk import _aad as psk_aad
+    from plexsphere.services.psk import node_psk_aad as psk_aad
     from plexsphere.timeutil import utcnow
 
     project_id = project_id or stack.project_id
