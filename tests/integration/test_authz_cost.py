@@ -7,28 +7,13 @@ import asyncio
 import json
 import uuid
 
+from tests.integration.counting import CountingConnection
+
 from plexsphere.db import domains as domains_db
 from plexsphere.db import projects as projects_db
 from plexsphere.db.pool import connect
 from plexsphere.services import authz
 from plexsphere.services.authz import _CHECK_SQL
-
-
-class CountingConnection:
-    """Delegates to an asyncpg connection and counts the statements sent."""
-
-    def __init__(self, conn) -> None:
-        self._conn = conn
-        self.queries = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self._conn, name)
-        if name in ("fetch", "fetchrow", "fetchval", "execute"):
-            async def counted(*args, **kwargs):
-                self.queries += 1
-                return await attr(*args, **kwargs)
-            return counted
-        return attr
 
 
 async def _seed_world(conn, domain_id: uuid.UUID, project_id: uuid.UUID, admin: uuid.UUID) -> None:
@@ -64,17 +49,17 @@ async def _measure(conn, project_id: uuid.UUID, admin: uuid.UUID) -> dict:
     counting = CountingConnection(conn)
     allowed = await authz.check(counting, f"user:{admin}", "project-admin", f"project:{project_id}")
     denied = await authz.check(counting, f"user:{uuid.uuid4()}", "project-view", f"project:{project_id}")
-    check_queries = counting.queries
+    check_queries = counting.statements
     plan = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {_CHECK_SQL}", "project", str(project_id),
                                "user", str(admin))
     plan = json.loads(plan) if isinstance(plan, str) else plan
     top = plan[0]["Plan"]
     buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
-    counting.queries = 0
+    counting.statements = 0
     domains, _ = await domains_db.list_visible(counting, ("user", str(admin)), None, 50)
     projects, _ = await projects_db.list_visible(counting, ("user", str(admin)), None, None, 50)
     return {"allowed": allowed.allowed, "denied": not denied.allowed, "check_queries": check_queries,
-            "buffers": buffers, "list_queries": counting.queries, "listed": len(domains) + len(projects)}
+            "buffers": buffers, "list_queries": counting.statements, "listed": len(domains) + len(projects)}
 
 
 def test_check_cost_is_bounded_regardless_of_tuple_count(fresh_database):

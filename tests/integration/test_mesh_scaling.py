@@ -8,6 +8,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from tests.integration.counting import CountingConnection
 from tests.integration.enrolment_helpers import insert_nodes_sql, keyring
 from tests.integration.mesh_helpers import enrol, make_domain, make_project
 
@@ -23,23 +24,6 @@ WRITTEN = {
     "relation_tuples": "SELECT count(*) FROM plexsphere.relation_tuples t JOIN plexsphere.nodes n "
                        "ON t.object_id = n.id::text OR t.object_id = n.resource_id::text WHERE n.domain_id = %s",
 }
-
-
-class CountingConnection:
-    """Counts every statement sent through the connection."""
-
-    def __init__(self, conn) -> None:
-        self._conn = conn
-        self.statements = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self._conn, name)
-        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
-            async def counted(*args, **kwargs):
-                self.statements += 1
-                return await attr(*args, **kwargs)
-            return counted
-        return attr
 
 
 def _counts(stack, domain_id) -> dict[str, int]:

@@ -14,6 +14,7 @@ import uuid
 import orjson
 import psycopg
 from tests.conftest import wait_until
+from tests.integration.counting import CountingConnection
 from tests.integration.enrolment_helpers import insert_nodes_sql, keyring
 from tests.integration.mesh_helpers import SseReader, enrol, make_domain, make_project
 
@@ -142,23 +143,6 @@ def test_at_low_load_a_join_reaches_another_nodes_stream_within_a_fraction_of_a_
     assert median_ms < 250, latencies
 
 
-class _CountingConnection:
-    """Forwards to an asyncpg connection and counts the statements sent."""
-
-    def __init__(self, conn) -> None:
-        self._conn = conn
-        self.statements = 0
-
-    def __getattr__(self, name):
-        attr = getattr(self._conn, name)
-        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
-            async def counted(*args, **kwargs):
-                self.statements += 1
-                return await attr(*args, **kwargs)
-            return counted
-        return attr
-
-
 def test_anchoring_a_batch_costs_the_same_statements_for_5_or_250_nodes(stack):
 
     domain_id = make_domain(stack, _large_cidr())
@@ -173,10 +157,10 @@ def test_anchoring_a_batch_costs_the_same_statements_for_5_or_250_nodes(stack):
         try:
             runtime = Runtime(Settings(database_url=stack.database_url), None, ring, None, SigningKeys(ring),
                               utcnow())
-            counting = _CountingConnection(conn)
+            counting = CountingConnection(conn)
             async with conn.transaction():
                 anchored = await anchor_many(counting, runtime, node_ids)
-            again = _CountingConnection(conn)
+            again = CountingConnection(conn)
             async with conn.transaction():
                 assert await anchor_many(again, runtime, node_ids) == []  # idempotent
             return anchored, counting.statements
