@@ -99,6 +99,29 @@ async def require(
     return decision
 
 
+# What a permission on a Node means at the platform root. A Node reaches the platform only through
+# its mirrored parent tuple, which does not exist yet right after register nor any more after a
+# delete (nor ever for an unknown id); platform-wide callers are not cut off in those windows and
+# see the 404, everyone else still gets 403 first.
+_PLATFORM_EQUIVALENT = {"node-view": "platform-view", "node-operate": "platform-admin", "node-agent": "platform-admin"}
+
+
+async def require_on_node(conn: asyncpg.Connection | asyncpg.Pool, subject: str, permission: str,
+                          node_id: uuid.UUID, denied_code: str = "permission_denied") -> None:
+    """`permission` on node:<id>, checked before the Node is looked up."""
+    decision = await check(conn, subject, permission, f"node:{node_id}")
+    if decision.allowed:
+        return
+    if (await check(conn, subject, _PLATFORM_EQUIVALENT[permission], f"platform:{authz.PLATFORM_ID}")).allowed:
+        return
+    raise PermissionDeniedError(
+        reason=decision.reason if decision.reason != "granted" else "insufficient_relation",
+        relation_path=list(decision.relation_path),
+        code=denied_code,
+        correlation_id=f"rebac-{uuid7()}",
+    )
+
+
 # -- per-row visibility -----------------------------------------------------------------------------
 
 

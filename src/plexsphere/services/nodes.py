@@ -15,6 +15,7 @@ from plexsphere.crypto import Keyring
 from plexsphere.domain import nodes as rules
 from plexsphere.domain.errors import ProblemError, not_found
 from plexsphere.services import events, peer_list, psk
+from plexsphere.services.addressing import release_address
 from plexsphere.services.signing import SigningKeys
 from plexsphere.timeutil import format_go_duration, rfc3339
 
@@ -107,18 +108,6 @@ async def get_node(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
     return summary(row)
 
 
-async def _release_address(conn: asyncpg.Connection, domain_id: uuid.UUID, host_offset: int) -> None:
-    try:
-        from plexsphere.services.addressing import release_address
-    except ImportError:  # enrolment's allocator not present: return the offset to the pool directly
-        await conn.execute(
-            "INSERT INTO released_addresses (domain_id, host_offset) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            domain_id, host_offset,
-        )
-        return
-    await release_address(conn, domain_id, host_offset)
-
-
 async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UUID) -> None:
     """One transaction: the Node row goes (its Peer, PSKs and rotations cascade, so its NSK stops
     working at once), its address returns to the pool, its tuples go, and the Domain hears
@@ -127,7 +116,7 @@ async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UU
         row = await conn.fetchrow("DELETE FROM nodes WHERE id = $1 RETURNING domain_id, host_offset", node_id)
         if row is None:
             raise not_found("node_not_found", "node")
-        await _release_address(conn, row["domain_id"], row["host_offset"])
+        await release_address(conn, row["domain_id"], row["host_offset"])
         await conn.execute(
             """DELETE FROM relation_tuples
                 WHERE (object_type = 'node' AND object_id = $1) OR (subject_type = 'node' AND subject_id = $1)""",

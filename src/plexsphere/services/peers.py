@@ -68,7 +68,11 @@ async def expire_endpoints(conn: asyncpg.Connection, signing: SigningKeys) -> in
     """Tombstones endpoints past `stale_after`: one `peer_endpoint_changed` without `endpoint` per
     expired Peer, in the same transaction as the flag. Call inside a transaction."""
     rows = await conn.fetch(_EXPIRE_SQL)
-    for row in rows:
-        await events.append(conn, signing, row["domain_id"], "peer_endpoint_changed",
+    # One statement for all tombstones: a mass expiry (after a partition) must not hold each
+    # Domain's event-log lock across N round trips.
+    await events.append_many(conn, signing, [
+        events.PendingEvent(row["domain_id"], "peer_endpoint_changed",
                             psk.peer_object({**dict(row), "endpoint": None}), exclude_node_id=row["node_id"])
+        for row in rows
+    ])
     return len(rows)

@@ -16,8 +16,7 @@ from typing import Any
 import asyncpg
 
 from plexsphere.domain import rotation as rules
-from plexsphere.domain.authz import PLATFORM_ID
-from plexsphere.domain.errors import PermissionDeniedError, ProblemError
+from plexsphere.domain.errors import ProblemError
 from plexsphere.ids import uuid7
 from plexsphere.server.pagination import decode_cursor, encode_cursor
 from plexsphere.server.runtime import Runtime
@@ -31,22 +30,6 @@ _HISTORY_LISTING = "key-rotations"
 
 
 # -- authorization ---------------------------------------------------------------------------------
-async def _require_on_node(conn: asyncpg.Connection, subject: str, permission: str, node_id: uuid.UUID) -> None:
-    """`permission` on node:<id>, checked before the Node is looked up. An unknown Node has no
-    parent tuple, so its chain cannot reach the caller's grants; platform admins hold every
-    permission on every Node and are let through to see the 404."""
-    decision = await authz.check(conn, subject, permission, f"node:{node_id}")
-    if decision.allowed:
-        return
-    if (await authz.check(conn, subject, "platform-admin", f"platform:{PLATFORM_ID}")).allowed:
-        return
-    raise PermissionDeniedError(
-        reason=decision.reason if decision.reason != "granted" else "insufficient_relation",
-        relation_path=list(decision.relation_path),
-        correlation_id=f"rebac-{uuid7()}",
-    )
-
-
 def _not_found() -> ProblemError:
     return ProblemError(404, "node_not_found", "node not found")
 
@@ -84,7 +67,7 @@ async def _load_target(conn: asyncpg.Connection, node_id: uuid.UUID) -> _Target:
 async def preview(pool: asyncpg.Pool, subject: str, node_id: uuid.UUID) -> dict[str, Any]:
     """Strictly read-only: what a trigger would touch now."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await _require_on_node(conn, subject, "node-operate", node_id)
+        await authz.require_on_node(conn, subject, "node-operate", node_id)
         target = await _load_target(conn, node_id)
         own = await psk.live_psk_reference(conn, node_id)
         # One edge per other anchored peer: re-keying this Node's PSK re-keys each derived edge PSK.
@@ -148,7 +131,7 @@ async def _insert_pending(
 
 async def trigger(runtime: Runtime, subject: str, node_id: uuid.UUID) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
-        await _require_on_node(conn, subject, "node-operate", node_id)
+        await authz.require_on_node(conn, subject, "node-operate", node_id)
         async with conn.transaction():
             target = await _load_target(conn, node_id)
             rotation_id, already_pending = await _insert_pending(conn, runtime, target, subject)
@@ -267,7 +250,7 @@ async def history(
     listing = f"{_HISTORY_LISTING}:{node_id}"
     keyset = decode_cursor(runtime.keyring, subject, listing, cursor)
     async with runtime.pool.acquire() as conn:
-        await _require_on_node(conn, subject, "node-view", node_id)
+        await authz.require_on_node(conn, subject, "node-view", node_id)
         if not await conn.fetchval("SELECT 1 FROM nodes WHERE id = $1", node_id):
             raise _not_found()
         after_at = after_id = None

@@ -9,9 +9,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from plexsphere import crypto
-from plexsphere.domain.authz import PLATFORM_ID
-from plexsphere.domain.errors import PermissionDeniedError, ProblemError
-from plexsphere.ids import parse_uuid, uuid7
+from plexsphere.domain.errors import ProblemError
+from plexsphere.ids import parse_uuid
 from plexsphere.server.auth import (
     NodePrincipal,
     OperatorPrincipal,
@@ -61,21 +60,9 @@ def own_node(principal: NodePrincipal, text: str) -> uuid.UUID:
     return principal.node_id
 
 
-# What a permission on a Node means at the platform root. A Node reaches the platform only through
-# its mirrored parent tuple, which does not exist yet right after register nor any more after a
-# delete; platform-wide callers are not cut off in those windows (others still get 403 first).
-_PLATFORM_EQUIVALENT = {"node-view": "platform-view", "node-operate": "platform-admin", "node-agent": "platform-admin"}
-
-
 async def require_on_node(request: Request, subject: str, permission: str, node_id: uuid.UUID,
                           denied_code: str = "permission_denied") -> None:
-    pool = runtime_of(request).pool
-    decision = await authz.check(pool, subject, permission, f"node:{node_id}")
-    if decision.allowed:
-        return
-    platform = await authz.check(pool, subject, _PLATFORM_EQUIVALENT[permission], f"platform:{PLATFORM_ID}")
-    if not platform.allowed:
-        raise PermissionDeniedError(reason=decision.reason, code=denied_code, correlation_id=f"rebac-{uuid7()}")
+    await authz.require_on_node(runtime_of(request).pool, subject, permission, node_id, denied_code)
 
 
 async def agent_access(request: Request, principal: OperatorPrincipal | NodePrincipal, text: str,
