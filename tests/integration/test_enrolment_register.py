@@ -76,6 +76,8 @@ def test_register_returns_the_nodes_whole_new_world(stack, fleet):
     key_id, key = stack.sql("SELECT key_id, public_key FROM plexsphere.domain_signing_keys "
                             "WHERE domain_id = %s AND active", domain_id)[0]
     assert out["signing_key_id"] == key_id
+    # DECISIONS 4: every Domain's first key is #k1, even beside the seeded dev Domain.
+    assert key_id == "did:plexsphere:domain/dev#k1"
     assert base64.b64decode(out["signing_public_key"], validate=True) == bytes(key)
     assert len(out["signing_public_key"]) == 44
 

@@ -238,9 +238,11 @@ def test_state_and_reachability_authz(stack, mesh):
 
     outsider = make_user(stack)
     with node_http(stack, b) as http:
-        for path in ("state", "reachability"):
-            resp = http.get(f"/v1/nodes/{a.node_id}/{path}")
-            assert resp.status_code == 403 and resp.json()["code"] == "node_id_mismatch"
+        resp = http.get(f"/v1/nodes/{a.node_id}/state")
+        assert resp.status_code == 403 and resp.json()["code"] == "node_id_mismatch"
+        # mesh.md §6 names reachability's 403 code for every caller lacking node-agent, Nodes included.
+        resp = http.get(f"/v1/nodes/{a.node_id}/reachability")
+        assert resp.status_code == 403 and resp.json()["code"] == "insufficient_relation"
     with stack.http(token=outsider) as http:
         assert http.get(f"/v1/nodes/{a.node_id}/state").status_code == 403
         denied = http.get(f"/v1/nodes/{a.node_id}/reachability")
@@ -277,3 +279,14 @@ def test_state_tells_the_node_its_domains_heartbeat_interval(stack):
     with node_http(stack, node) as http:
         state = http.get(f"/v1/nodes/{node.node_id}/state").json()
     assert state["heartbeat_interval"] == "20s"
+
+
+def test_undecodable_gzip_body_gets_the_routes_own_malformed_code(stack):
+    """plexd gzips bodies over 1 KiB; a broken one is the route's malformed_* 400, not a generic code."""
+    project = make_project(stack)
+    node = enrol(stack, project)
+    with node_http(stack, node) as http:
+        resp = http.put(f"/v1/nodes/{node.node_id}/endpoint", content=b"\x1f\x8b not gzip",
+                        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert resp.status_code == 400 and resp.json()["code"] == "malformed_endpoint_request"
+

@@ -21,7 +21,8 @@ TENANCY_BODY_LIMIT = 8 * 1024
 NODE_BODY_LIMIT = 4 * 1024
 
 
-async def read_body(request: Request, *, limit: int, too_large_code: str = "request_body_too_large") -> bytes:
+async def read_body(request: Request, *, limit: int, too_large_code: str = "request_body_too_large",
+                    malformed_code: str = "invalid_body") -> bytes:
     too_large = ProblemError(413, too_large_code, f"request body exceeds {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -39,7 +40,7 @@ async def read_body(request: Request, *, limit: int, too_large_code: str = "requ
         try:
             data = decompressor.decompress(data, limit + 1)
         except zlib.error as exc:
-            raise ProblemError(400, "invalid_body", "request body is not valid gzip") from exc
+            raise ProblemError(400, malformed_code, "request body is not valid gzip") from exc
         if len(data) > limit or decompressor.unconsumed_tail:
             raise too_large
     return data
@@ -52,7 +53,7 @@ async def read_json(
     too_large_code: str = "request_body_too_large",
     malformed_code: str = "invalid_body",
 ) -> Any:
-    data = await read_body(request, limit=limit, too_large_code=too_large_code)
+    data = await read_body(request, limit=limit, too_large_code=too_large_code, malformed_code=malformed_code)
     if not data.strip():
         raise ProblemError(400, malformed_code, "request body is empty")
     try:

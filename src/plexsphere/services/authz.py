@@ -108,14 +108,15 @@ _PLATFORM_EQUIVALENT = {"node-view": "platform-view", "node-operate": "platform-
 
 async def require_on_node(conn: asyncpg.Connection | asyncpg.Pool, subject: str, permission: str,
                           node_id: uuid.UUID, denied_code: str = "permission_denied") -> None:
-    """`permission` on node:<id>, checked before the Node is looked up."""
+    """`permission` on node:<id>, checked before the Node is looked up. The node routes' contract
+    names one reason for their 403s (rotation.md §2), whatever the caller lacks."""
     decision = await check(conn, subject, permission, f"node:{node_id}")
     if decision.allowed:
         return
     if (await check(conn, subject, _PLATFORM_EQUIVALENT[permission], f"platform:{authz.PLATFORM_ID}")).allowed:
         return
     raise PermissionDeniedError(
-        reason=decision.reason if decision.reason != "granted" else "insufficient_relation",
+        reason="insufficient_relation",
         relation_path=list(decision.relation_path),
         code=denied_code,
         correlation_id=f"rebac-{uuid7()}",

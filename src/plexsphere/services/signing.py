@@ -42,9 +42,6 @@ async def create_signing_key(conn: asyncpg.Connection, keyring: Keyring, domain_
         "SELECT coalesce(max(generation), 0) + 1 FROM domain_signing_keys WHERE domain_id = $1", domain_id
     )
     key_id = key_id_for(env, generation)
-    # Key ids are global (did:…/<env>#k<N>); a second Domain with the same env gets a distinct suffix.
-    if await conn.fetchval("SELECT 1 FROM domain_signing_keys WHERE key_id = $1", key_id):
-        key_id = f"{key_id}-{str(domain_id)[-12:]}"
     private, public = crypto.ed25519_generate()
     await conn.execute("UPDATE domain_signing_keys SET active = false WHERE domain_id = $1 AND active", domain_id)
     await conn.execute(

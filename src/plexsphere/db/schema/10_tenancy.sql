@@ -22,13 +22,15 @@ CREATE TABLE domains (
 CREATE TABLE domain_signing_keys (
     id                  uuid PRIMARY KEY,
     domain_id           uuid NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
-    key_id              text NOT NULL UNIQUE,     -- did:plexsphere:domain/<env>#k<N>
+    key_id              text NOT NULL,            -- did:plexsphere:domain/<env>#k<N> (DECISIONS 4)
     generation          integer NOT NULL,
     public_key          bytea NOT NULL,
     private_key_wrapped bytea NOT NULL,
     active              boolean NOT NULL DEFAULT true,
     created_at          timestamptz NOT NULL,
-    UNIQUE (domain_id, generation)
+    UNIQUE (domain_id, generation),
+    -- Unique per Domain, not globally: every `dev` Domain's first key is did:plexsphere:domain/dev#k1.
+    UNIQUE (domain_id, key_id)
 );
 CREATE UNIQUE INDEX domain_signing_keys_one_active ON domain_signing_keys (domain_id) WHERE active;
 

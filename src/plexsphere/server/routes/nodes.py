@@ -52,11 +52,11 @@ def parse_node_id(text: str) -> uuid.UUID:
     return node_id
 
 
-def own_node(principal: NodePrincipal, text: str) -> uuid.UUID:
-    """The NSK's node, which must be the path's (403 node_id_mismatch otherwise)."""
+def own_node(principal: NodePrincipal, text: str, code: str = "node_id_mismatch") -> uuid.UUID:
+    """The NSK's node, which must be the path's (403 `code` otherwise)."""
     path_id = parse_uuid(text)
     # Compared as UUIDs, so an upper-case spelling of the Node's own id is still its own.
-    ensure_same_node(principal, path_id if path_id is not None else text)
+    ensure_same_node(principal, path_id if path_id is not None else text, code)
     return principal.node_id
 
 
@@ -66,13 +66,14 @@ async def require_on_node(request: Request, subject: str, permission: str, node_
 
 
 async def agent_access(request: Request, principal: OperatorPrincipal | NodePrincipal, text: str,
-                       denied_code: str = "permission_denied") -> uuid.UUID:
+                       denied_code: str | None = None) -> uuid.UUID:
     """`node-agent` gate, before existence: the Node itself by its NSK, or an operator holding the
-    permission on `node:<id>`."""
+    permission on `node:<id>`. A route whose contract names its 403 code passes it, and every
+    caller that lacks the relation gets that code."""
     if isinstance(principal, NodePrincipal):
-        return own_node(principal, text)
+        return own_node(principal, text, denied_code or "node_id_mismatch")
     node_id = parse_node_id(text)
-    await require_on_node(request, principal.subject, "node-agent", node_id, denied_code)
+    await require_on_node(request, principal.subject, "node-agent", node_id, denied_code or "permission_denied")
     return node_id
 
 
