@@ -49,7 +49,7 @@ async def on_project_created(conn: asyncpg.Connection, runtime: Runtime, payload
         await grant(conn, "project", project_id, "admin", *creator, project_id=project_uuid)
 
 
-@handler("resource.created")
+@handler("resource.created", commutes=True)
 async def on_resource_created(conn: asyncpg.Connection, runtime: Runtime, payload: dict[str, Any]) -> None:
     """Enqueued by CreateResource and by the register adoption path; either may run first."""
     resource_id = uuid.UUID(payload["resource_id"])
