@@ -4,6 +4,9 @@
 # the host's original net.ipv4.ip_forward value.
 set -u
 run_dir=/tmp/plexsphere-e2e
+# Wait for a running e2e session (tests/e2e/conftest.py holds this lock) instead of pulling its lab away.
+exec 9>/tmp/plexsphere-e2e.lock
+flock 9
 
 if [ -d "$run_dir/pids" ]; then
   for pidfile in "$run_dir"/pids/*.pid; do

@@ -3,11 +3,29 @@ reason, unless PLEXSPHERE_REQUIRE_E2E=1 (CI), where a missing prerequisite is a 
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
+from collections.abc import Iterator
 
 import pytest
 
 from tests.e2e.netlab import missing_prerequisites
+
+# Namespaces, veths and wireguard-go sockets are machine-wide and share the `pxe2e` prefix, so two
+# e2e sessions on one machine (two checkouts) take turns; cleanup.sh takes the same lock.
+MACHINE_LOCK = "/tmp/plexsphere-e2e.lock"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def e2e_machine_lock() -> Iterator[None]:
+    with open(MACHINE_LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for {MACHINE_LOCK}: another e2e session runs on this machine", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 Offset 0 is the network address and is never handed out; for IPv4 the broadcast address (the last
 one) is excluded too, except in /31 and /32 where there is none. The allocator itself runs in
-PostgreSQL (db/schema/30_enrolment.sql `register_node`): lowest released offset first, else the
+PostgreSQL (db/migrations/sql/0001_initial/30_enrolment.sql `register_node`): lowest released offset first, else the
 pool's high-water mark, so the lowest free address is always the one handed out.
 """
 

@@ -1,25 +1,23 @@
-"""Initial schema: every table, from the per-area files in db/schema/ (applied in name order).
+"""Initial schema, as released in 0.1.0: the per-area files in db/migrations/sql/0001_initial/.
 
 Revision ID: 0001
 Revises:
-Until the first release this revision is edited in place; after it, every change is a new revision.
+Released: never edit this revision or its SQL files; every schema change is a new revision.
 """
 
-from pathlib import Path
-
 from alembic import op
+
+from plexsphere.db.migrations.sqlfiles import sql_files
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
-
 
 def upgrade() -> None:
-    for path in sorted(SCHEMA_DIR.glob("*.sql")):
-        op.execute(path.read_text())
+    for text in sql_files("0001_initial"):
+        op.execute(text)
 
 
 def downgrade() -> None:
