@@ -43,7 +43,7 @@ def enrol(stack, project_id, *, kind: str = "node", wait: bool = True) -> Enroll
         token = issue(http, project_id, kind=kind)["token"]
         body = register_body(project_id, token)
         with stack.http(token="") as anon:
-            resp = anon.post("/v1/register", json=body)
+            resp = anon.post("/v1/bridges/register" if kind == "bridge" else "/v1/register", json=body)
     assert resp.status_code == 200, resp.text
     data = resp.json()
     bearer = crypto.format_nsk_bearer("dev", uuid.UUID(data["node_id"]), base64.b64decode(data["nsk"]))
@@ -51,6 +51,21 @@ def enrol(stack, project_id, *, kind: str = "node", wait: bool = True) -> Enroll
     if wait:
         wait_anchored(stack, node.node_id)
     return node
+
+
+def enrol_relay(stack, project_id, endpoint: str = "203.0.113.10:51820", listen_port: int = 3478,
+                enabled: bool = True) -> Enrolled:
+    """A bridge Node with a reported endpoint and a relay configured on its Resource."""
+    bridge = enrol(stack, project_id, kind="bridge")
+    with node_http(stack, bridge) as http:
+        assert http.put(f"/v1/nodes/{bridge.node_id}/endpoint",
+                        json=endpoint_body(endpoint, "full_cone")).status_code == 200
+    resource_id = stack.sql_value("SELECT resource_id FROM plexsphere.nodes WHERE id = %s", bridge.node_id)
+    with stack.http() as http:
+        resp = http.put(f"/v1/projects/{project_id}/resources/{resource_id}/bridge/relay",
+                        json={"enabled": enabled, "listen_port": listen_port})
+    assert resp.status_code == 200, resp.text
+    return bridge
 
 
 def wait_anchored(stack, *node_ids: str, timeout: float = 10.0) -> None:

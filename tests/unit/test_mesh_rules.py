@@ -12,6 +12,7 @@ import pytest
 
 from plexsphere.domain import events, nodes, reachability, topology
 from plexsphere.domain.errors import ProblemError
+from plexsphere.domain.relays import Relay, relay_order
 
 NOW = datetime(2026, 5, 27, 10, 0, 0, tzinfo=UTC)
 
@@ -131,38 +132,53 @@ def _node(i: int, state: str = "healthy", nat: str | None = None, bridge: bool =
     return topology.TopologyNode(f"00000000-0000-7000-8000-{i:012d}", f"10.0.0.{i}", state, nat, bridge)
 
 
-@pytest.mark.parametrize(("a", "b", "relay"), [
-    ("symmetric", "symmetric", True), ("symmetric", "port_restricted", True), ("port_restricted", "symmetric", True),
-    ("symmetric", "full_cone", False), ("symmetric", "restricted", False), ("symmetric", "unknown", False),
-    ("symmetric", None, False), ("port_restricted", "port_restricted", False),
-])
-def test_needs_relay(a, b, relay):
-    assert topology.needs_relay(a, b) is relay
+def _relays(*bridges: topology.TopologyNode) -> list[Relay]:
+    return relay_order(Relay(b.node_id, b.reachability, f"203.0.113.{i}:3478") for i, b in enumerate(bridges, 1))
 
 
-def test_relayed_edges_pick_the_healthiest_bridge_and_take_its_status():
+def test_relayed_edges_pick_the_healthiest_relay_and_take_its_status():
     a, b = _node(1, nat="symmetric"), _node(2, nat="symmetric")
     sick_bridge, good_bridge = _node(3, "stale", bridge=True), _node(4, bridge=True)
-    candidates = topology.relay_candidates([a, b, sick_bridge, good_bridge])
-    e = topology.edge(a, b, candidates)
+    relays = _relays(sick_bridge, good_bridge)
+    reach = {n.node_id: n.reachability for n in (a, b, sick_bridge, good_bridge)}
+    e = topology.edge(a, b, relays, reach)
     assert (e["mode"], e["relay_node_id"], e["status"]) == ("relayed", good_bridge.node_id, "healthy")
-    only_sick = topology.edge(a, b, topology.relay_candidates([a, b, sick_bridge]))
+    only_sick = topology.edge(a, b, _relays(sick_bridge), reach)
     assert only_sick["relay_node_id"] == sick_bridge.node_id and only_sick["status"] == "stale"
-    assert topology.edge(a, good_bridge, candidates)["mode"] == "direct"  # a bridge is reached directly
-    assert topology.edge(a, b, [])["mode"] == "direct"  # no bridge, nothing to relay through
+    assert topology.edge(a, good_bridge, relays)["mode"] == "direct"  # a bridge is reached directly
+    assert topology.edge(a, b, [])["mode"] == "direct"  # no relay, nothing to relay through
+
+
+def test_a_reported_edge_overrides_the_prediction():
+    a, b, c = _node(1, nat="symmetric"), _node(2, nat="symmetric"), _node(3, nat="full_cone")
+    bridge, other = _node(4, bridge=True), _node(5, "stale", bridge=True)
+    relays = _relays(bridge, other)
+    reach = {n.node_id: n.reachability for n in (a, b, c, bridge, other)}
+    reported = topology.TopologyNode(a.node_id, a.mesh_ip, "healthy", "symmetric",
+                                     relayed_peers={c.node_id: other.node_id})
+    # a said: c through the other relay (its first did not answer), b direct (a punched through).
+    assert topology.edge(reported, c, relays, reach) == {
+        "source_node_id": a.node_id, "target_node_id": c.node_id, "mode": "relayed",
+        "relay_node_id": other.node_id, "status": "stale"}
+    assert topology.edge(reported, b, relays, reach)["mode"] == "direct"
+    assert topology.edge(b, a, relays, reach)["relay_node_id"] == bridge.node_id  # b never reported
 
 
 def test_streamed_document_equals_the_materialised_one():
-    nodes_ = [_node(1), _node(2, "stale", "symmetric"), _node(3, "unreachable", "symmetric"), _node(4, bridge=True)]
-    doc = orjson.loads(b"".join(topology.stream_json("d", "t", nodes_)))
-    candidates = topology.relay_candidates(nodes_)
-    expected = [topology.edge(s, t, candidates) for s in nodes_ for t in nodes_ if s is not t]
-    assert doc["edges"] == expected and len(expected) == topology.edge_count(4)
+    bridge = _node(4, bridge=True)
+    reporter = topology.TopologyNode(_node(5).node_id, "10.0.0.5", "healthy", relayed_peers={_node(1).node_id:
+                                                                                             bridge.node_id})
+    nodes_ = [_node(1), _node(2, "stale", "symmetric"), _node(3, "unreachable", "symmetric"), bridge, reporter]
+    relays = _relays(bridge)
+    doc = orjson.loads(b"".join(topology.stream_json("d", "t", nodes_, relays)))
+    reach = {n.node_id: n.reachability for n in nodes_}
+    expected = [topology.edge(s, t, relays, reach) for s in nodes_ for t in nodes_ if s is not t]
+    assert doc["edges"] == expected and len(expected) == topology.edge_count(5)
     assert doc["nodes"][1] == {"node_id": nodes_[1].node_id, "mesh_ip": "10.0.0.2", "reachability": "stale"}
-    summary = topology.summary(nodes_)
-    assert summary["edge_count"] == 12
-    assert summary["edges_by_mode"] == {"direct": 10, "relayed": 2}
-    assert sum(summary["edges_by_status"].values()) == 12
+    summary = topology.summary(nodes_, relays)
+    assert summary["edge_count"] == 20
+    assert summary["edges_by_mode"] == {"direct": 17, "relayed": 3}
+    assert sum(summary["edges_by_status"].values()) == 20
     assert orjson.loads(b"".join(topology.stream_json("d", "t", []))) == {
         "domain_id": "d", "generated_at": "t", "nodes": [], "edges": []}
 

@@ -20,7 +20,7 @@ def _key(rng: random.Random) -> str:
 
 def _entry(rng: random.Random, i: int, **kw) -> PeerEntry:
     return PeerEntry(kw.get("node_id", str(uuid7())), f"10.0.{i // 250}.{i % 250 + 1}", _key(rng),
-                     kw.get("endpoint"), kw.get("nat_type"))
+                     kw.get("endpoint"), kw.get("nat_type"), kw.get("is_bridge", False))
 
 
 def _expected(entries: dict[str, PeerEntry], exclude: str | None = None, relay: str | None = None) -> bytes:
@@ -30,7 +30,7 @@ def _expected(entries: dict[str, PeerEntry], exclude: str | None = None, relay: 
         if node_id == exclude:
             continue
         obj = entries[node_id].as_object()
-        if relay and entries[node_id].nat_type == "symmetric" and entries[node_id].endpoint != relay:
+        if relay and not entries[node_id].is_bridge:
             obj["fallback_endpoint"] = relay
         out.append(obj)
     return orjson.dumps(out)
@@ -43,9 +43,11 @@ def test_encoding_matches_peer_object_key_order_and_absent_optionals():
     moved = PeerEntry(entry.node_id, entry.mesh_ip, entry.public_key, 'h"x\\:1', "symmetric")
     assert orjson.loads(moved.encode("192.0.2.1:51820")) == {
         "node_id": entry.node_id, "mesh_ip": "10.0.0.1", "public_key": "A" * 43 + "=", "endpoint": 'h"x\\:1',
-        "fallback_endpoint": "192.0.2.1:51820"}
-    assert list(orjson.loads(moved.encode("r:1"))) == ["node_id", "mesh_ip", "public_key", "endpoint",
+        "nat_type": "symmetric", "fallback_endpoint": "192.0.2.1:51820"}
+    assert list(orjson.loads(moved.encode("r:1"))) == ["node_id", "mesh_ip", "public_key", "endpoint", "nat_type",
                                                        "fallback_endpoint"]
+    bridge = PeerEntry(entry.node_id, entry.mesh_ip, entry.public_key, None, "full_cone", True)
+    assert list(orjson.loads(bridge.encode())) == ["node_id", "mesh_ip", "public_key", "nat_type", "kind"]
 
 
 def test_exclude_at_every_position_and_empty_lists():
@@ -61,24 +63,26 @@ def test_exclude_at_every_position_and_empty_lists():
         assert projection.as_json(str(uuid7())) == _expected(entries)  # not a peer: nothing left out
 
 
-def test_fallback_only_for_symmetric_peers_not_already_at_the_relay():
+def test_fallback_for_every_peer_but_bridges():
     rng = random.Random(2)
-    relay = "203.0.113.1:51820"
+    relay = "203.0.113.1:3478"
     sym = _entry(rng, 1, nat_type="symmetric", endpoint="198.51.100.1:1")
-    at_relay = _entry(rng, 2, nat_type="symmetric", endpoint=relay)
-    cone = _entry(rng, 3, nat_type="full_cone", endpoint="198.51.100.3:1")
-    entries = {e.node_id: e for e in (sym, at_relay, cone)}
+    bridge = _entry(rng, 2, nat_type="full_cone", endpoint="203.0.113.1:51820", is_bridge=True)
+    cone = _entry(rng, 3, nat_type="port_restricted", endpoint="198.51.100.3:1")
+    entries = {e.node_id: e for e in (sym, bridge, cone)}
     projection = PeerProjection(1, entries.values())
-    assert projection.needs_relay(cone.node_id)
-    body = orjson.loads(projection.as_json(cone.node_id, relay))
-    by_id = {p["node_id"]: p for p in body}
+    by_id = {p["node_id"]: p for p in orjson.loads(projection.as_json(cone.node_id, relay))}
     assert by_id[sym.node_id]["fallback_endpoint"] == relay
-    assert "fallback_endpoint" not in by_id[at_relay.node_id]
-    assert projection.as_json(cone.node_id, relay) == _expected(entries, cone.node_id, relay)
-    assert projection.as_json(cone.node_id) == _expected(entries, cone.node_id)  # register: no relay
-    # The only symmetric Peer asking for its own list needs no relay lookup.
-    lonely = PeerProjection(1, [sym, cone])
-    assert not lonely.needs_relay(sym.node_id) and lonely.needs_relay(cone.node_id)
+    assert "fallback_endpoint" not in by_id[bridge.node_id]  # a bridge is dialled directly
+    assert projection.node_ids(bridges=False) == sorted([sym.node_id, cone.node_id])
+    for viewer in [*entries, None]:
+        assert projection.as_json(viewer, relay) == _expected(entries, viewer, relay)
+        assert projection.as_json(viewer) == _expected(entries, viewer)  # register: no relay
+    assert projection.as_json(None, "203.0.113.2:3478") == _expected(entries, None, "203.0.113.2:3478")
+    projection.apply(2, "peer_endpoint_changed", {"node_id": sym.node_id, "endpoint": "198.51.100.9:9",
+                                                  "nat_type": "symmetric"})
+    entries[sym.node_id] = PeerEntry(sym.node_id, sym.mesh_ip, sym.public_key, "198.51.100.9:9", "symmetric")
+    assert projection.as_json(cone.node_id, relay) == _expected(entries, cone.node_id, relay)  # cache dropped
 
 
 def test_events_fold_like_the_tables_change():
@@ -174,11 +178,11 @@ def test_rows_encode_exactly_like_the_peer_object_of_the_tables():
     rng = random.Random(7)
     rows = [
         {"node_id": uuid7(), "mesh_ip": ipaddress.ip_interface("10.50.0.7/24"), "public_key": rng.randbytes(32),
-         "endpoint": None, "nat_type": None},
+         "endpoint": None, "nat_type": None, "kind": "node"},
         {"node_id": uuid7(), "mesh_ip": ipaddress.ip_interface("fd00::7/64"), "public_key": rng.randbytes(32),
-         "endpoint": "[2001:db8::1]:51820", "nat_type": "symmetric"},
+         "endpoint": "[2001:db8::1]:51820", "nat_type": "symmetric", "kind": "node"},
         {"node_id": uuid7(), "mesh_ip": "10.50.0.9/32", "public_key": rng.randbytes(32),
-         "endpoint": 'h"x\\:1', "nat_type": "full_cone"},
+         "endpoint": 'h"x\\:1', "nat_type": "full_cone", "kind": "bridge"},
     ]
     for row in rows:
         entry = entry_from_row(row)

@@ -29,6 +29,7 @@ NOUNS: tuple[tuple[str, str | None], ...] = (
     ("peers", "peer"),
     ("topology", "mesh"),
     ("rotation", "key"),
+    ("bridge", "bridge"),
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

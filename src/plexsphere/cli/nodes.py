@@ -20,11 +20,14 @@ COLUMNS = [
     ("KIND", lambda r: r.get("kind")),
     ("MESH_IP", lambda r: r.get("mesh_ip")),
     ("REACHABILITY", lambda r: r.get("reachability") or "pending"),
+    ("ENDPOINT", lambda r: r.get("endpoint")),
+    ("NAT", lambda r: r.get("nat_type")),
     ("PROJECT_ID", lambda r: r.get("project_id")),
     ("CREATED_AT", lambda r: r["created_at"]),
 ]
 
-FIELDS = ("id", "name", "kind", "domain_id", "project_id", "mesh_ip", "reachability", "created_at")
+FIELDS = ("id", "name", "kind", "domain_id", "project_id", "mesh_ip", "reachability", "endpoint", "nat_type",
+          "created_at")
 
 
 def domain_id_of(c, value: str | None) -> str | None:

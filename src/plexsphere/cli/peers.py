@@ -17,6 +17,8 @@ COLUMNS = [
     ("NODE_ID", lambda r: r["id"]),
     ("MESH_IP", lambda r: r.get("mesh_ip")),
     ("REACHABILITY", lambda r: r.get("reachability")),
+    ("ENDPOINT", lambda r: r.get("endpoint")),
+    ("NAT", lambda r: r.get("nat_type")),
 ]
 
 

@@ -16,7 +16,7 @@ _REGISTER_SQL = """
 SELECT r.node_id, r.mesh_ip, r.domain_id, r.mesh_cidr, r.env, r.resource_id, r.adopted, r.signing_key_id,
        r.signing_public_key,
        (SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.domain_id = r.domain_id) AS latest_seq
-  FROM register_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS r
+  FROM register_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS r
 """
 
 
@@ -48,11 +48,13 @@ async def register_node(
     nsk_wrapped: bytes,
     nsk_digest: bytes,
     new_resource_id: uuid.UUID,
+    kind: str = "node",
 ) -> Registered:
     """Runs outside an explicit transaction: the single statement is the transaction. Raises
-    asyncpg.RaiseError('<status>:<code>') for contract denials, nothing written."""
+    asyncpg.RaiseError('<status>:<code>') for contract denials, nothing written. `kind` is the
+    seam's token kind: `node` for /v1/register, `bridge` for /v1/bridges/register."""
     row = await conn.fetchrow(
         _REGISTER_SQL, token_digest, project_id, handle, name, adopt, nonce, public_key, node_id, nsk_wrapped,
-        nsk_digest, new_resource_id, OUTBOX_CHANNEL,
+        nsk_digest, new_resource_id, OUTBOX_CHANNEL, kind,
     )
     return Registered(**dict(row))

@@ -79,12 +79,15 @@ def parse_register_request(obj: Any) -> RegisterInput:
     )
 
 
-def denial_from_database(message: str) -> ProblemError | None:
+def denial_from_database(message: str, kind: str = "node") -> ProblemError | None:
     """The registration statement raises '<status>:<code>'; anything else is not a denial."""
     status, sep, code = message.partition(":")
     if not sep or not status.isdigit() or not code:
         return None
-    return ProblemError(int(status), code, DENIAL_DETAILS.get(code, code.replace("_", " ")))
+    detail = DENIAL_DETAILS.get(code, code.replace("_", " "))
+    if code == "kind_mismatch":
+        detail = f"the bootstrap token is not a {kind} token"
+    return ProblemError(int(status), code, detail)
 
 
 DENIAL_DETAILS = {
@@ -98,6 +101,7 @@ DENIAL_DETAILS = {
     "project_not_found": "the Project was not found",
     "resource_not_found": "no Resource with that handle exists in the Project",
     "resource_already_bound": "the Resource is already bound to a live Node",
+    "resource_not_bridge": "a bridge enrols only against a Resource of kind bridge",
     "pool_exhausted": "the Domain's mesh address pool is exhausted",
     "signing_unavailable": "the Domain has no active signing key",
 }

@@ -1,24 +1,25 @@
 """The mesh topology (N·(N−1) directed edges) as pure rules plus a chunked JSON encoder, so a
 Domain of 1,000 Nodes (~1 M edges) streams in flat memory instead of materialising per-pair objects.
 
-Relaying: NAT hole punching fails when one end is behind a symmetric NAT and the other behind a
-symmetric or port-restricted NAT. Such an edge is `relayed` through a bridge Node when one is
-anchored (the healthiest, then lowest node id, excluding the edge's own ends); otherwise, or when
-either end is itself a bridge, the edge is `direct`. An edge's status is the worst reachability of
-the Nodes it depends on (both ends, plus the relay when relayed).
+An edge's mode is what its source Node last reported (heartbeat `nat_summary.relayed_peers`: the
+peers it sends to through a relay, and which one); a source that never reported is predicted from
+the NAT types (domain/relays.py): `relayed` through the Domain's first relay when hole punching
+cannot join the two ends, else `direct`. An edge's status is the worst reachability of the Nodes
+it depends on (both ends, plus the relay when relayed).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 
 from plexsphere.domain.reachability import HEALTHY, STATES, worse
+from plexsphere.domain.relays import Relay, needs_relay, predicted_relay, relay_for_pair
 
-_UNTRAVERSABLE_WITH_SYMMETRIC = frozenset({"symmetric", "port_restricted"})
+_NAT_CLASSES = frozenset({"symmetric", "port_restricted"})
 
 
 @dataclass(frozen=True)
@@ -28,39 +29,30 @@ class TopologyNode:
     reachability: str
     nat_type: str | None = None
     is_bridge: bool = False
+    # {peer node id: relay node id} as last reported; None = never reported (the mode is predicted)
+    relayed_peers: Mapping[str, str] | None = field(default=None, hash=False, compare=False)
 
 
-def needs_relay(nat_a: str | None, nat_b: str | None) -> bool:
-    if nat_a == "symmetric":
-        return nat_b in _UNTRAVERSABLE_WITH_SYMMETRIC
-    if nat_b == "symmetric":
-        return nat_a in _UNTRAVERSABLE_WITH_SYMMETRIC
-    return False
+def edge_relay(source: TopologyNode, target: TopologyNode, relays: Sequence[Relay]) -> str | None:
+    """The relay node id the edge source → target goes through, or None when it is direct."""
+    if source.relayed_peers is not None:
+        return source.relayed_peers.get(target.node_id)
+    relay = relay_for_pair(source.node_id, target.node_id, relays)
+    predicted = predicted_relay(source.nat_type, target.nat_type, source.is_bridge, target.is_bridge, relay)
+    return predicted.node_id if predicted else None
 
 
-def relay_candidates(nodes: Sequence[TopologyNode]) -> list[TopologyNode]:
-    """Bridges in preference order: healthiest first, then lowest node id."""
-    rank = {state: i for i, state in enumerate(STATES)}
-    return sorted((n for n in nodes if n.is_bridge), key=lambda n: (rank[n.reachability], n.node_id))
-
-
-def relay_for(source: TopologyNode, target: TopologyNode, candidates: Sequence[TopologyNode]) -> TopologyNode | None:
-    if source.is_bridge or target.is_bridge or not needs_relay(source.nat_type, target.nat_type):
-        return None
-    for bridge in candidates:
-        if bridge.node_id not in (source.node_id, target.node_id):
-            return bridge
-    return None
-
-
-def edge(source: TopologyNode, target: TopologyNode, candidates: Sequence[TopologyNode]) -> dict:
-    relay = relay_for(source, target, candidates)
-    ends = (source.reachability, target.reachability) + ((relay.reachability,) if relay else ())
+def edge(source: TopologyNode, target: TopologyNode, relays: Sequence[Relay],
+         reachability: Mapping[str, str] | None = None) -> dict:
+    relay_id = edge_relay(source, target, relays)
+    ends = (source.reachability, target.reachability)
+    if relay_id is not None and reachability is not None and relay_id in reachability:
+        ends += (reachability[relay_id],)
     return {
         "source_node_id": source.node_id,
         "target_node_id": target.node_id,
-        "mode": "relayed" if relay else "direct",
-        "relay_node_id": relay.node_id if relay else None,
+        "mode": "relayed" if relay_id else "direct",
+        "relay_node_id": relay_id,
         "status": worse(*ends),
     }
 
@@ -69,18 +61,20 @@ def edge_count(n: int) -> int:
     return n * (n - 1)
 
 
-def summary(nodes: Sequence[TopologyNode]) -> dict:
-    """Edge counts by mode and status without listing the edges (for very large Domains), in O(N).
+def summary(nodes: Sequence[TopologyNode], relays: Sequence[Relay]) -> dict:
+    """Edge counts by mode and status without listing the edges (for very large Domains), in
+    O(N + reported relayed edges).
 
-    An edge's mode and status depend only on its ends' (reachability, NAT class, bridge flag) and
-    on the Domain's preferred bridge — a relayed edge never has a bridge at either end, so its
-    relay is always the first candidate. So the Nodes are counted per class and each of the (at
-    most 18²) ordered class pairs contributes count(a)·count(b) edges, or count(a)·(count(a)−1)
-    for a class with itself."""
-    candidates = relay_candidates(nodes)
-    relay = candidates[0] if candidates else None
+    A predicted edge's mode and status depend only on its ends' (reachability, NAT class, bridge
+    flag) and on the Domain's first relay (a predicted relayed edge never has a bridge at either
+    end, so its relay is the first relay). Nodes are counted per class (plus whether they
+    reported), each ordered class pair contributes count(a)·count(b) edges (count(a)·(count(a)−1)
+    with itself), and the few edges reported as relayed are then moved to their bucket."""
+    relay = relays[0] if relays else None
+    reach = {n.node_id: n.reachability for n in nodes}
     classes = Counter(
-        (n.reachability, n.nat_type if n.nat_type in _UNTRAVERSABLE_WITH_SYMMETRIC else None, n.is_bridge)
+        (n.reachability, n.nat_type if n.nat_type in _NAT_CLASSES else None, n.is_bridge,
+         n.relayed_peers is not None)
         for n in nodes
     )
     by_mode = {"direct": 0, "relayed": 0}
@@ -90,14 +84,23 @@ def summary(nodes: Sequence[TopologyNode]) -> dict:
             pairs = count_a * (count_a - 1) if a == b else count_a * count_b
             if not pairs:
                 continue
-            relayed = relay is not None and not a[2] and not b[2] and needs_relay(a[1], b[1])
-            status = worse(a[0], b[0], relay.reachability) if relayed else worse(a[0], b[0])
+            relayed = (not a[3] and relay is not None and not a[2] and not b[2] and needs_relay(a[1], b[1]))
+            status = worse(a[0], b[0], relay.reachability) if relayed and relay else worse(a[0], b[0])
             by_mode["relayed" if relayed else "direct"] += pairs
             by_status[status] += pairs
+    for source in nodes:  # reported relayed edges: counted above as direct
+        for target_id, relay_id in (source.relayed_peers or {}).items():
+            if target_id not in reach or target_id == source.node_id:
+                continue
+            plain = worse(source.reachability, reach[target_id])
+            by_mode["direct"] -= 1
+            by_mode["relayed"] += 1
+            by_status[plain] -= 1
+            by_status[worse(plain, reach[relay_id]) if relay_id in reach else plain] += 1
     return {"edge_count": edge_count(len(nodes)), "edges_by_mode": by_mode, "edges_by_status": by_status}
 
 
-def stream_json(domain_id: str, generated_at: str, nodes: Sequence[TopologyNode],
+def stream_json(domain_id: str, generated_at: str, nodes: Sequence[TopologyNode], relays: Sequence[Relay] = (),
                 extra: dict | None = None) -> Iterator[bytes]:
     """The MeshTopology JSON document in chunks: one chunk for the head and node list, then one
     chunk per source Node holding its N−1 edges. Plain (non-relayed) edges come from a pre-encoded
@@ -106,8 +109,8 @@ def stream_json(domain_id: str, generated_at: str, nodes: Sequence[TopologyNode]
     yield orjson.dumps(head)[:-1] + b',"nodes":' + orjson.dumps(
         [{"node_id": n.node_id, "mesh_ip": n.mesh_ip, "reachability": n.reachability} for n in nodes]
     ) + b',"edges":['
-    candidates = relay_candidates(nodes)
-    relay_exists = bool(candidates)
+    relay_exists = bool(relays)
+    reach = {n.node_id: n.reachability for n in nodes}
     ids = [n.node_id.encode() for n in nodes]
     first = True
     for i, source in enumerate(nodes):
@@ -116,8 +119,10 @@ def stream_json(domain_id: str, generated_at: str, nodes: Sequence[TopologyNode]
         for j, target in enumerate(nodes):
             if i == j:
                 continue
-            if relay_exists and needs_relay(source.nat_type, target.nat_type):
-                parts.append(orjson.dumps(edge(source, target, candidates)))
+            reported = source.relayed_peers
+            if (target.node_id in reported) if reported is not None else (
+                    relay_exists and needs_relay(source.nat_type, target.nat_type)):
+                parts.append(orjson.dumps(edge(source, target, relays, reach)))
                 continue
             status = source.reachability if source.reachability == target.reachability or \
                 target.reachability == HEALTHY else worse(source.reachability, target.reachability)

@@ -14,7 +14,7 @@ from plexsphere import crypto
 from plexsphere.crypto import Keyring
 from plexsphere.domain import nodes as rules
 from plexsphere.domain.errors import ProblemError, not_found
-from plexsphere.services import events, peer_list, psk
+from plexsphere.services import events, peer_list, psk, relays
 from plexsphere.services.addressing import release_address
 from plexsphere.services.signing import SigningKeys
 from plexsphere.timeutil import format_go_duration, rfc3339
@@ -23,7 +23,8 @@ EMPTY_REPORTS = {"metadata": [], "data": [], "reports": []}
 
 _SUMMARY_COLUMNS = """
 n.id, n.domain_id, n.project_id, n.name, n.created_at, host(n.mesh_ip) AS mesh_ip, p.reachability,
-CASE WHEN n.kind = 'bridge' THEN 'bridge' ELSE r.kind END AS kind
+CASE WHEN n.kind = 'bridge' THEN 'bridge' ELSE r.kind END AS kind,
+CASE WHEN p.endpoint_stale THEN NULL ELSE p.endpoint END AS endpoint, p.nat_type
 """
 
 _LIST_SQL = f"""
@@ -53,8 +54,8 @@ SELECT object_type, object_id, relation FROM relation_tuples
 
 
 def summary(row: asyncpg.Record) -> dict[str, Any]:
-    """NodeSummary: the contract's fields plus additive project_id, mesh_ip and reachability
-    (absent until the Node is anchored)."""
+    """NodeSummary: the contract's fields plus additive project_id, mesh_ip, reachability (absent
+    until the Node is anchored), endpoint and nat_type (absent until reported)."""
     item: dict[str, Any] = {
         "id": str(row["id"]),
         "domain_id": str(row["domain_id"]),
@@ -66,6 +67,11 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
     }
     if row["reachability"] is not None:
         item["reachability"] = row["reachability"]
+    # Additive: the Node's reported underlay endpoint (while fresh) and NAT type (docs/nat.md).
+    if row["endpoint"] is not None:
+        item["endpoint"] = row["endpoint"]
+    if row["nat_type"] is not None:
+        item["nat_type"] = row["nat_type"]
     return item
 
 
@@ -113,9 +119,12 @@ async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UU
     working at once), its address returns to the pool, its tuples go, and the Domain hears
     `peer_removed`."""
     async with pool.acquire() as conn, conn.transaction():
+        relaying = await relays.is_relaying(conn, node_id)
         row = await conn.fetchrow("DELETE FROM nodes WHERE id = $1 RETURNING domain_id, host_offset", node_id)
         if row is None:
             raise not_found("node_not_found", "node")
+        if relaying:  # its relayed edges move to the next relay: tell the Domain at once
+            await relays.bridge_changed(conn, signing, row["domain_id"], node_id)
         await release_address(conn, row["domain_id"], row["host_offset"])
         await conn.execute(
             """DELETE FROM relation_tuples
@@ -130,7 +139,7 @@ async def delete_node(pool: asyncpg.Pool, signing: SigningKeys, node_id: uuid.UU
 # -- the Node's own view --------------------------------------------------------------------------
 # The Domain's latest event seq rides along: the peer list needs nothing else when it is current.
 _STATE_NODE_SQL = """
-SELECT n.domain_id, n.created_at, p.reachability, p.reachability_changed_at, p.last_heartbeat_at,
+SELECT n.domain_id, n.created_at, n.kind, p.reachability, p.reachability_changed_at, p.last_heartbeat_at,
        d.heartbeat_interval_s,
        (SELECT coalesce(max(e.seq), 0) FROM events e WHERE e.domain_id = n.domain_id) AS latest_seq
   FROM nodes n JOIN domains d ON d.id = n.domain_id LEFT JOIN peers p ON p.node_id = n.id
@@ -156,17 +165,25 @@ async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
     node = await pool.fetchrow(_STATE_NODE_SQL, node_id)
     if node is None:
         raise not_found("node_not_found", "node")
-    peers = await peer_list.peers_json(pool, node["domain_id"], exclude=node_id, with_fallback=True,
-                                       latest_seq=node["latest_seq"])
+    domain_relays = await relays.domain_relays(pool, node["domain_id"])
+    is_bridge = node["kind"] == "bridge"
+    # Bridges are reached directly and never relay for themselves: no fallbacks in their view.
+    relay_endpoint = domain_relays[0].endpoint if domain_relays and not is_bridge else None
+    projection = await peer_list.peer_lists(pool).projection(pool, node["domain_id"], node["latest_seq"])
+    peers = projection.as_json(str(node_id), relay_endpoint)
     return {
         "peers": orjson.Fragment(peers),  # already JSON: spliced in, not re-encoded
         "reachability": reachability_object(node),
         "policy": None,
-        "bridge": None,
+        "bridge": await relays.node_bridge_block(pool, node_id, projection) if is_bridge else None,
         "state": EMPTY_REPORTS,
         "reports": EMPTY_REPORTS,
         # Additive (DECISIONS 7 style): the Domain's heartbeat cadence, so agents beat at it.
         "heartbeat_interval": format_go_duration(node["heartbeat_interval_s"]),
+        # Additive: the Domain's relays in preference order. A Node falls back to the first one it
+        # can reach (fallback_endpoint names the first); bridges are left out of their own list.
+        "relays": [{"node_id": r.node_id, "endpoint": r.endpoint} for r in domain_relays
+                   if r.node_id != str(node_id)],
     }
 
 

@@ -98,7 +98,8 @@ def _fold(projection: PeerProjection, rows: list[asyncpg.Record]) -> bool:
 
 def entry_from_row(row: asyncpg.Record) -> PeerEntry:
     obj = psk.peer_object(row)
-    return PeerEntry(obj["node_id"], obj["mesh_ip"], obj["public_key"], obj.get("endpoint"), row["nat_type"])
+    return PeerEntry(obj["node_id"], obj["mesh_ip"], obj["public_key"], obj.get("endpoint"), row["nat_type"],
+                     row["kind"] == "bridge")
 
 
 async def load(pool: asyncpg.Pool, domain_id: uuid.UUID) -> PeerProjection:
@@ -121,30 +122,23 @@ def peer_lists(pool: asyncpg.Pool) -> PeerLists:
     return held[1]
 
 
-async def peers_json(pool: asyncpg.Pool, domain_id: uuid.UUID, *, exclude: uuid.UUID, with_fallback: bool,
-                     latest_seq: int | None = None) -> bytes:
-    """The JSON array of the Domain's anchored Peers but `exclude`. `with_fallback` (the state
-    pull) adds the preferred bridge's endpoint as fallback_endpoint to symmetric-NAT Peers; the
-    relay is looked up only when such a Peer exists."""
+async def peers_json(pool: asyncpg.Pool, domain_id: uuid.UUID, *, exclude: uuid.UUID,
+                     relay_endpoint: str | None = None, latest_seq: int | None = None) -> bytes:
+    """The JSON array of the Domain's anchored Peers but `exclude`. With `relay_endpoint` (the state
+    pull of a Node that is not a bridge, when the Domain has a relay), every non-bridge Peer carries
+    it as `fallback_endpoint`."""
     projection = await peer_lists(pool).projection(pool, domain_id, latest_seq)
-    caller = str(exclude)
-    relay = None
-    if with_fallback and projection.needs_relay(caller):
-        relay = await peers_db.bridge_endpoint(pool, domain_id)
-    return projection.as_json(caller, relay)
+    return projection.as_json(str(exclude), relay_endpoint)
 
 
 async def reference_json(conn: asyncpg.Connection, domain_id: uuid.UUID, *, exclude: uuid.UUID,
-                         with_fallback: bool) -> bytes:
+                         relay_endpoint: str | None = None) -> bytes:
     """The same bytes computed from the tables with no cache (what node_state did per request)."""
     rows = await peers_db.other_peers(conn, domain_id, exclude)
-    relay = None
-    if with_fallback and any(r["nat_type"] == "symmetric" for r in rows):
-        relay = await peers_db.bridge_endpoint(conn, domain_id)
     peers = []
     for row in rows:
         peer = psk.peer_object(row)
-        if relay and row["nat_type"] == "symmetric" and row["endpoint"] != relay:
-            peer["fallback_endpoint"] = relay
+        if relay_endpoint and row["kind"] != "bridge":
+            peer["fallback_endpoint"] = relay_endpoint
         peers.append(peer)
     return orjson.dumps(peers)

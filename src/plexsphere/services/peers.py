@@ -13,7 +13,7 @@ import asyncpg
 from plexsphere.db import peers as peers_db
 from plexsphere.domain import nodes as rules
 from plexsphere.domain.errors import ProblemError
-from plexsphere.services import events, psk
+from plexsphere.services import events, psk, relays
 from plexsphere.services.signing import SigningKeys
 from plexsphere.timeutil import rfc3339
 
@@ -53,6 +53,8 @@ async def report_endpoint(
             peer["nat_type"] = report.nat_type  # additive (DECISIONS 7); agents ignore it
             await events.append(conn, signing, row["domain_id"], "peer_endpoint_changed", peer,
                                 exclude_node_id=node_id)
+            if row["old_endpoint"] != report.endpoint and await relays.is_relaying(conn, node_id):
+                await relays.bridge_changed(conn, signing, row["domain_id"], node_id)  # fallbacks moved
     return {"accepted_at": rfc3339(now), "stale_after": rfc3339(stale_after)}
 
 

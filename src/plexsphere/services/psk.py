@@ -114,17 +114,22 @@ def _host(value: Any) -> str:
 
 def peer_object(row: Mapping[str, Any]) -> dict[str, Any]:
     """The peer projection shared by register's peer_snapshot, the state snapshot and peer events:
-    {node_id, mesh_ip, public_key (std base64), endpoint?, fallback_endpoint?}. Optional keys are
-    absent (not null) when unknown. `row` needs node_id, mesh_ip, public_key and may carry endpoint
-    and fallback_endpoint."""
+    {node_id, mesh_ip, public_key (std base64), endpoint?, nat_type?, kind?, fallback_endpoint?}.
+    Optional keys are absent (not null) when unknown; `kind` appears only for bridges (`bridge`).
+    `row` needs node_id, mesh_ip, public_key and may carry endpoint, nat_type, kind and
+    fallback_endpoint."""
     obj: dict[str, Any] = {
         "node_id": str(row["node_id"]),
         "mesh_ip": _host(row["mesh_ip"]),
         "public_key": base64.b64encode(bytes(row["public_key"])).decode(),
     }
-    keys = row.keys() if hasattr(row, "keys") else ()
+    keys = set(row.keys()) if hasattr(row, "keys") else set()  # asyncpg gives an iterator
     if "endpoint" in keys and row["endpoint"]:
         obj["endpoint"] = row["endpoint"]
+    if "nat_type" in keys and row["nat_type"]:
+        obj["nat_type"] = row["nat_type"]
+    if "kind" in keys and row["kind"] == "bridge":
+        obj["kind"] = "bridge"
     if "fallback_endpoint" in keys and row["fallback_endpoint"]:
         obj["fallback_endpoint"] = row["fallback_endpoint"]
     return obj

@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from plexsphere.domain import nodes as rules
+from plexsphere.domain import relays as relay_rules
 from plexsphere.domain.errors import not_found
 from plexsphere.domain.reachability import is_degraded
 from plexsphere.services.nodes import reachability_object
@@ -24,6 +26,7 @@ WITH prev AS (SELECT node_id, reachability FROM peers WHERE node_id = $1 FOR UPD
 updated AS (
     UPDATE peers p
        SET last_heartbeat_at = $2, binary_version = $3, binary_checksum = $4, reachability = 'healthy',
+           relayed_peers = CASE WHEN $5::text IS NULL THEN p.relayed_peers ELSE $5::text::jsonb END,
            reachability_changed_at = CASE WHEN prev.reachability = 'healthy' THEN p.reachability_changed_at ELSE $2 END
       FROM prev
      WHERE p.node_id = prev.node_id
@@ -36,7 +39,10 @@ SELECT (SELECT previous FROM updated) AS previous,
 
 async def record_heartbeat(pool: asyncpg.Pool, node_id: uuid.UUID, body: Any, now: datetime) -> dict[str, Any]:
     beat = rules.validate_heartbeat(body, now)
-    row = await pool.fetchrow(_HEARTBEAT_SQL, node_id, now, beat.binary_version, beat.binary_checksum)
+    # The edges the Node sends through a relay (the topology's `relayed` edges); absent = unchanged.
+    relayed = relay_rules.parse_relayed_peers(beat.nat_summary)
+    row = await pool.fetchrow(_HEARTBEAT_SQL, node_id, now, beat.binary_version, beat.binary_checksum,
+                              orjson.dumps(relayed).decode() if relayed is not None else None)
     previous = row["previous"]
     return {
         "accepted_at": rfc3339(now),

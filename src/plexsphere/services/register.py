@@ -33,8 +33,9 @@ def nsk_aad(node_id: object) -> bytes:
     return f"nsk:{node_id}".encode()
 
 
-async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
-    """The RegisterResponse, ready for orjson (its `peer_snapshot` is a pre-encoded fragment)."""
+async def register(runtime: Runtime, body: Any, *, kind: str = "node") -> dict[str, Any]:
+    """The RegisterResponse, ready for orjson (its `peer_snapshot` is a pre-encoded fragment).
+    `kind` is the token kind this seam redeems (`bridge` for the bridge seam)."""
     request = rules.parse_register_request(body)
     keyring = runtime.keyring
     node_id = uuid7()
@@ -53,9 +54,10 @@ async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
             nsk_wrapped=keyring.wrap(nsk, aad=nsk_aad(node_id)),
             nsk_digest=keyring.digest("nsk", nsk),  # the purpose server/auth.py resolves bare NSKs by
             new_resource_id=uuid7(),
+            kind=kind,
         )
     except asyncpg.RaiseError as exc:
-        denial = rules.denial_from_database(str(exc))
+        denial = rules.denial_from_database(str(exc), kind)
         if denial is None:
             raise
         raise denial from None
@@ -69,7 +71,7 @@ async def register(runtime: Runtime, body: Any) -> dict[str, Any]:
 
     # The new Node is not anchored yet (the worker may just have done it: excluded either way).
     peers = await peer_list.peers_json(runtime.pool, registered.domain_id, exclude=registered.node_id,
-                                       with_fallback=False, latest_seq=registered.latest_seq)
+                                       latest_seq=registered.latest_seq)
     return {
         "node_id": str(registered.node_id),
         "mesh_ip": registered.mesh_ip,

@@ -57,6 +57,8 @@ class RegisterPeer(WireModel):
     public_key: str
     fallback_endpoint: str | None = None
     endpoint: str | None = None  # DECISIONS 7: additive, the peer's last reported underlay endpoint
+    nat_type: str | None = None  # additive: the peer's last reported NAT type (docs/nat.md)
+    kind: str | None = None  # additive: `bridge` for bridge Nodes (reached directly, never relayed)
 
 
 class RegisterResponse(WireModel):

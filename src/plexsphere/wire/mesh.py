@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from plexsphere.wire.bridge import NodeStateBridge, Relay
 from plexsphere.wire.common import StrictRequest, WireModel
 from plexsphere.wire.enrolment import RegisterPeer
 
@@ -23,6 +24,8 @@ class NodeSummary(WireModel):
     project_id: UUID | None = None
     mesh_ip: str | None = None
     reachability: ReachabilityState | None = None
+    endpoint: str | None = None
+    nat_type: NatType | None = None
 
 
 class NodeList(WireModel):
@@ -56,10 +59,11 @@ class NodeStateSnapshot(WireModel):
     peers: list[NodeStatePeer]
     reachability: Reachability
     policy: dict[str, Any] | None
-    bridge: dict[str, Any] | None
+    bridge: NodeStateBridge | None
     state: NodeStateReports | None
     reports: NodeStateReports | None
     heartbeat_interval: str | None = None  # additive: the Domain's cadence as a Go duration
+    relays: list[Relay] = Field(default_factory=list)  # additive: the Domain's relays, preferred first
 
 
 class HeartbeatRequest(StrictRequest):

@@ -32,7 +32,7 @@ WITH wanted AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS w(node_id, peer_id)
 )
 , locked AS (
-    SELECT n.id, n.domain_id, n.project_id, n.resource_id, n.mesh_ip, n.public_key
+    SELECT n.id, n.domain_id, n.project_id, n.resource_id, n.mesh_ip, n.public_key, n.kind
       FROM nodes n WHERE n.id = ANY($1::uuid[]) ORDER BY n.id FOR NO KEY UPDATE
 )
 , anchored AS (
@@ -42,7 +42,7 @@ WITH wanted AS (
     ON CONFLICT (node_id) DO NOTHING
     RETURNING node_id
 )
-SELECT l.id AS node_id, l.domain_id, l.project_id, l.resource_id, l.mesh_ip, l.public_key,
+SELECT l.id AS node_id, l.domain_id, l.project_id, l.resource_id, l.mesh_ip, l.public_key, l.kind,
        coalesce(k.max_epoch, 0) + 1 AS epoch, coalesce(k.has_live, false) AS has_live_psk
   FROM anchored a JOIN locked l ON l.id = a.node_id
   LEFT JOIN LATERAL (

@@ -14,4 +14,5 @@ ROUTERS = (
     "events",
     "topology",
     "rotation",
+    "bridge",
 )
