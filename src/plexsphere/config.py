@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     register_burst: int = 200
     log_level: str = "info"
     csrf_allowed_origins: str = ""
+    # UDP port of the STUN responder plexd uses to learn its NAT (docs/nat.md); the next port up
+    # answers change-port tests. 0 = off.
+    stun_port: int = 0
 
     @property
     def host(self) -> str:

@@ -207,7 +207,7 @@ def test_state_snapshot_lists_other_peers_sorted_and_is_byte_identical(stack, me
     state = first.json()
     # The contract's six keys, then only our documented additive field.
     assert list(state) == ["peers", "reachability", "policy", "bridge", "state", "reports", "heartbeat_interval",
-                           "relays"]
+                           "relays", "stun_port"]
     assert [p["node_id"] for p in state["peers"]] == sorted([a.node_id, b.node_id])
     assert third.node_id not in [p["node_id"] for p in state["peers"]]
     by_id = {p["node_id"]: p for p in state["peers"]}

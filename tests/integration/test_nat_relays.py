@@ -225,5 +225,45 @@ def test_plexctl_bridge_relay_and_node_endpoints(stack, project):
     assert (off["enabled"], off["listen_port"]) == (False, 5249)
     listed = stack.plexctl("node", "list", "--project", str(project)).stdout
     assert "203.0.113.20:51820" in listed and "full_cone" in listed and "NAT" in listed
+    domain = str(stack.sql_value("SELECT domain_id FROM plexsphere.projects WHERE id = %s", project))
+    wide = stack.plexctl("peer", "list", "--domain", domain, "--wide").stdout
+    assert wide.splitlines()[0].split() == ["NODE_ID", "MESH_IP", "REACHABILITY", "ENDPOINT", "NAT"]
+    assert "203.0.113.20:51820" in wide and "full_cone" in wide
     rows = json.loads(stack.plexctl("node", "list", "--project", str(project), "-o", "json").stdout)["items"]
     assert [(r["endpoint"], r["nat_type"]) for r in rows] == [("203.0.113.20:51820", "full_cone")]
+
+
+def test_the_control_plane_answers_stun_and_advertises_its_port(stack, project):
+    import socket
+
+    from tests.conftest import free_port
+
+    from plexsphere import stun
+
+    port = free_port()
+    server = stack.start_extra_server(extra_env={"PLEXSPHERE_STUN_PORT": str(port)})
+    node = enrol(stack, project)
+    with httpx_client(server.url, node) as http:
+        assert http.get(f"/v1/nodes/{node.node_id}/state").json()["stun_port"] == port
+    assert state(stack, node)["stun_port"] is None  # the default server runs none
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        sock.sendto(b"\x00\x01junk that is no STUN message", ("127.0.0.1", port))
+        txid = stun.transaction_id()
+        sock.sendto(stun.binding_request(txid), ("127.0.0.1", port))
+        answer, source = sock.recvfrom(2048)  # the junk got no answer: this is the request's
+        assert source == ("127.0.0.1", port)
+        assert stun.mapped_address(answer, txid) == sock.getsockname()
+        txid = stun.transaction_id()
+        sock.sendto(stun.binding_request(txid, change_port=True), ("127.0.0.1", port))
+        answer, source = sock.recvfrom(2048)
+        assert source == ("127.0.0.1", port + 1)  # answered from the other port
+        assert stun.mapped_address(answer, txid) == sock.getsockname()
+
+
+def httpx_client(url: str, node):
+    import httpx
+
+    return httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {node.bearer}"})

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Area start-up hooks: modules exposing `async def start(runtime)` / `async def stop(runtime)`,
 # run in this order (the SSE hub before routes serve, sweepers only where the worker runs).
-API_HOOKS = ("plexsphere.server.sse",)
+API_HOOKS = ("plexsphere.server.sse", "plexsphere.server.stun")
 WORKER_HOOKS = ("plexsphere.worker.sweeper", "plexsphere.worker.key_age")
 # The outbox worker holds one connection per drain; the sweepers one each while they run.
 WORKER_POOL_SIZE = 3

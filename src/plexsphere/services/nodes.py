@@ -159,7 +159,7 @@ def reachability_object(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
+async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID, *, stun_port: int = 0) -> dict[str, Any]:
     """NodeStateSnapshot. Deterministic: the same ledger gives a byte-identical body. The peers come
     from the Domain's peer list (services/peer_list.py), current as of this read."""
     node = await pool.fetchrow(_STATE_NODE_SQL, node_id)
@@ -184,6 +184,8 @@ async def node_state(pool: asyncpg.Pool, node_id: uuid.UUID) -> dict[str, Any]:
         # can reach (fallback_endpoint names the first); bridges are left out of their own list.
         "relays": [{"node_id": r.node_id, "endpoint": r.endpoint} for r in domain_relays
                    if r.node_id != str(node_id)],
+        # Additive: the control plane's STUN port (on the host of the URL the Node uses), if any.
+        "stun_port": stun_port or None,
     }
 
 

@@ -64,6 +64,7 @@ class NodeStateSnapshot(WireModel):
     reports: NodeStateReports | None
     heartbeat_interval: str | None = None  # additive: the Domain's cadence as a Go duration
     relays: list[Relay] = Field(default_factory=list)  # additive: the Domain's relays, preferred first
+    stun_port: int | None = None  # additive: the control plane's STUN responder (docs/nat.md)
 
 
 class HeartbeatRequest(StrictRequest):

@@ -132,7 +132,8 @@ async def delete_node(id: str, request: Request, principal: OperatorPrincipal = 
 @router.get("/v1/nodes/{id}/state", operation_id="GetNodeState", response_model=NodeStateSnapshot, tags=["mesh"])
 async def get_node_state(id: str, request: Request, principal=Depends(any_caller)) -> Response:
     node_id = await agent_access(request, principal, id)
-    return json_response(await nodes.node_state(runtime_of(request).pool, node_id))
+    runtime = runtime_of(request)
+    return json_response(await nodes.node_state(runtime.pool, node_id, stun_port=runtime.settings.stun_port))
 
 
 @router.post("/v1/nodes/{id}/heartbeat", operation_id="PostNodeHeartbeat", response_model=HeartbeatResponse,
