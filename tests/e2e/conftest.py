@@ -13,11 +13,12 @@ import pytest
 from tests.e2e.netlab import missing_prerequisites
 
 # Namespaces, veths and wireguard-go sockets are machine-wide and share the `pxe2e` prefix, so two
-# e2e sessions on one machine (two checkouts) take turns; cleanup.sh takes the same lock.
+# e2e sessions on one machine (two checkouts) take turns; cleanup.sh takes the same lock. Package
+# scope: the lock is released after the last e2e test, not held while the other layers run.
 MACHINE_LOCK = "/tmp/plexsphere-e2e.lock"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def e2e_machine_lock() -> Iterator[None]:
     with open(MACHINE_LOCK, "w") as handle:
         try:
