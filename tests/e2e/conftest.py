@@ -13,8 +13,8 @@ import pytest
 from tests.e2e.netlab import missing_prerequisites
 
 # Namespaces, veths and wireguard-go sockets are machine-wide and share the `pxe2e` prefix, so two
-# e2e sessions on one machine (two checkouts) take turns; cleanup.sh takes the same lock. Held for
-# this package's tests only (released after its last one), not for the rest of a full-suite run.
+# e2e sessions on one machine (two checkouts) take turns; cleanup.sh takes the same lock. Package
+# scope: the lock is released after the last e2e test, not held while the other layers run.
 MACHINE_LOCK = "/tmp/plexsphere-e2e.lock"
 
 
