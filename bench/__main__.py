@@ -20,6 +20,7 @@ SCENARIOS = {
     "state": "bench.s_state",
     "rotation": "bench.s_rotation",
     "scaling": "bench.s_scaling",
+    "nat": "bench.s_nat",
 }
 
 

@@ -38,3 +38,17 @@ def e2e_prerequisites() -> None:
     if os.environ.get("PLEXSPHERE_REQUIRE_E2E") == "1":
         pytest.fail(reason + " (PLEXSPHERE_REQUIRE_E2E=1 makes this a failure)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def nat_prerequisites(e2e_prerequisites) -> None:
+    """The NAT lab's tools (nftables, conntrack) on top of the e2e layer's."""
+    from tests.e2e.natlab import missing_nat_prerequisites
+
+    missing = missing_nat_prerequisites()
+    if not missing:
+        return
+    reason = "NAT lab prerequisites missing: " + ", ".join(missing)
+    if os.environ.get("PLEXSPHERE_REQUIRE_E2E") == "1":
+        pytest.fail(reason + " (PLEXSPHERE_REQUIRE_E2E=1 makes this a failure)")
+    pytest.skip(reason)
