@@ -87,8 +87,10 @@ class NodeClient:
         await self.http.aclose()
 
     # -- enrolment ------------------------------------------------------------------------------
-    async def register(self, request: RegisterRequest) -> RegisterResponse:
-        response = await self.http.post("/v1/register", json=request.model_dump(mode="json", exclude_none=True))
+    async def register(self, request: RegisterRequest, *, bridge: bool = False) -> RegisterResponse:
+        """`bridge`: redeem a bridge token at the bridge seam (docs/nat.md) instead of /v1/register."""
+        path = "/v1/bridges/register" if bridge else "/v1/register"
+        response = await self.http.post(path, json=request.model_dump(mode="json", exclude_none=True))
         return RegisterResponse.model_validate(_check(response).json())
 
     # -- mesh -----------------------------------------------------------------------------------

@@ -87,3 +87,4 @@ def test_reported_endpoint_is_what_most_observers_saw():
     assert nat.consensus_endpoint(_obs(M2, M)) == "198.51.100.9:40001"  # tie: the first
     assert nat.consensus_endpoint(_obs(None, None)) is None
     assert nat.consensus_endpoint(_obs(("2001:db8::9", 7))) == "[2001:db8::9]:7"
+
